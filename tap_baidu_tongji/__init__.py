@@ -1,0 +1,1 @@
+"""Singer tap for Baidu Tongji (百度统计)."""
