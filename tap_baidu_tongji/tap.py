@@ -1,0 +1,84 @@
+"""The tap: settings, their validation, the stream list and the one shared authenticator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from singer_sdk import Tap
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_baidu_tongji.auth import (
+    DEFAULT_TOKEN_STORE_PATH,
+    BaiduAuthenticator,
+    FileTokenStore,
+    TokenStoreError,
+    build_authenticator,
+)
+from tap_baidu_tongji.redaction import register_secret
+from tap_baidu_tongji.reports import REPORTS
+from tap_baidu_tongji.settings import CONFIG_SCHEMA, check_settings
+from tap_baidu_tongji.streams import SitesStream, build_report_streams
+
+SECRET_SETTINGS = ("client_secret", "refresh_token", "access_token")
+
+
+def token_source_problem(config: Mapping[str, Any]) -> str:
+    """Return why no token chain can start from these settings, or "" when one can.
+
+    A chain starts from `refresh_token`, `access_token`, or a store written by
+    tap-baidu-tongji-auth; the store must also be writable, because every rotated
+    refresh token is saved there before it is used.
+    """
+    store = FileTokenStore(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)
+    try:
+        store.check_writable()
+    except TokenStoreError as error:
+        return str(error)
+
+    has_seed = config.get("refresh_token") or config.get("access_token")
+    if not has_seed and not Path(store.location).exists():
+        return (
+            f"Missing refresh_token: no token store exists at {store.location}. Run "
+            "tap-baidu-tongji-auth to authorize and write the store, or set refresh_token."
+        )
+    return ""
+
+
+class TapBaiduTongji(Tap):
+    """Singer tap for Baidu Tongji (百度统计): every report/getData method, per site and day."""
+
+    name = "tap-baidu-tongji"
+    package_name = "tap-baidu-tongji"
+    config_jsonschema = CONFIG_SCHEMA
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Check the settings against the schema and the tap's own rules, before any request."""
+        for name in SECRET_SETTINGS:
+            register_secret(self.config.get(name))
+
+        errors = super()._validate_config(raise_errors=False)
+        errors.extend(check_settings(self.config))
+        if not errors:
+            problem = token_source_problem(self.config)
+            if problem:
+                errors.append(problem)
+
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    @cached_property
+    def authenticator(self) -> BaiduAuthenticator:
+        """Return the authenticator every stream shares, so a token rotates only once."""
+        return build_authenticator(self.config, self.logger)
+
+    def discover_streams(self) -> list[Any]:
+        """Return the site list and one stream per report method; works offline."""
+        return [SitesStream(self), *build_report_streams(self, REPORTS)]
+
+
+if __name__ == "__main__":
+    TapBaiduTongji.cli()
