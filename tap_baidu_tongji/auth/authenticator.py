@@ -87,7 +87,10 @@ class _CurrentToken:
     value: str
     expires_at: datetime.datetime | None
     """None when the expiry is unknown (an access token from the configuration)."""
+    obtained_at: datetime.datetime | None
     source: str
+    forced: bool = False
+    """Whether a refresh forced by the API rejecting the previous token produced this one."""
 
 
 class BaiduAuthenticator(requests.auth.AuthBase):
@@ -125,6 +128,8 @@ class BaiduAuthenticator(requests.auth.AuthBase):
         self._lock = threading.Lock()
         self._current: _CurrentToken | None = None
         self._rejected: set[str] = set()
+        self._spent_refresh_tokens: set[str] = set()
+        """Refresh tokens sent in a refresh whose outcome is unknown: never sent again."""
         self._announced_seed_change = False
         self._http = _build_token_session()
 
@@ -170,7 +175,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             current = self._current
             if current is not None and current.value == access_token:
                 self.logger.info(
-                    "The API rejected the access token from the %s; the next request renews it.",
+                    "The API rejected the access token (source: %s); the next request renews it.",
                     current.source,
                 )
 
@@ -181,12 +186,22 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             return True
         if current.expires_at is None:
             return False
-        return current.expires_at - utc_now() <= self.refresh_margin
+        return not self._is_fresh(current.expires_at, current.obtained_at)
 
     def _is_usable(self, tokens: StoredTokens) -> bool:
         if tokens.access_token in self._rejected:
             return False
-        return tokens.expires_at - utc_now() > self.refresh_margin
+        return self._is_fresh(tokens.expires_at, tokens.obtained_at)
+
+    def _is_fresh(
+        self, expires_at: datetime.datetime, obtained_at: datetime.datetime | None
+    ) -> bool:
+        margin = self.refresh_margin
+        if obtained_at is not None:
+            # A token that lives shorter than twice the margin would otherwise be refreshed
+            # on every request, so such a token is renewed at half its lifetime instead.
+            margin = min(margin, (expires_at - obtained_at) / 2)
+        return expires_at - utc_now() > margin
 
     def _renew(self, session: TokenStoreSession, previous: _CurrentToken | None) -> _CurrentToken:
         stored = self._chain_in_store(session.read())
@@ -206,15 +221,12 @@ class BaiduAuthenticator(requests.auth.AuthBase):
                 "rejects it).",
                 SOURCE_CONFIG,
             )
-            return _CurrentToken(seed_access_token, None, SOURCE_CONFIG)
+            return _CurrentToken(seed_access_token, None, None, SOURCE_CONFIG)
 
-        if (
-            previous is not None
-            and previous.source == SOURCE_REFRESHED
-            and previous.value in self._rejected
-        ):
+        forced = previous is not None and previous.value in self._rejected
+        if forced and previous is not None and previous.forced:
             raise AuthorizationRequired(
-                "The Baidu API rejected an access token right after it was refreshed (error "
+                "The Baidu API rejected the access token that replaced a rejected one (error "
                 "110 or 111), so refreshing again would not help: the authorization may have "
                 f"been revoked. {reauthorize_instructions(self.store.location)}"
             )
@@ -229,7 +241,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
                 "and the configuration has no refresh_token. "
                 f"{reauthorize_instructions(self.store.location)}"
             )
-        return self._refresh(session, refresh_token, seed_sha256)
+        return self._refresh(session, refresh_token, seed_sha256, forced=forced)
 
     def _chain_in_store(self, stored: StoredTokens | None) -> StoredTokens | None:
         """Return the stored pair if it continues the configured chain, else None."""
@@ -261,14 +273,22 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             self.store.location,
             _format_expiry(stored.expires_at),
         )
-        return _CurrentToken(stored.access_token, stored.expires_at, SOURCE_STORE)
+        return _CurrentToken(
+            stored.access_token, stored.expires_at, stored.obtained_at, SOURCE_STORE
+        )
 
     # The refresh request.
 
     def _refresh(
-        self, session: TokenStoreSession, refresh_token: str, seed_sha256: str
+        self, session: TokenStoreSession, refresh_token: str, seed_sha256: str, *, forced: bool
     ) -> _CurrentToken:
         register_secret(refresh_token)
+        if refresh_token in self._spent_refresh_tokens:
+            raise AuthorizationRequired(
+                "An earlier refresh with this refresh token had an unknown outcome, so the "
+                "token chain may be broken and the token is not sent again. "
+                f"{reauthorize_instructions(self.store.location)}"
+            )
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -311,7 +331,9 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             _format_expiry(tokens.expires_at),
             self.store.location,
         )
-        return _CurrentToken(tokens.access_token, tokens.expires_at, SOURCE_REFRESHED)
+        return _CurrentToken(
+            tokens.access_token, tokens.expires_at, tokens.obtained_at, SOURCE_REFRESHED, forced
+        )
 
     def _tokens_from_response(
         self, body: Mapping[str, Any], sent_refresh_token: str, seed_sha256: str
@@ -350,6 +372,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
         # The server may have consumed the refresh token and issued a pair that never arrived.
         # Sending the same refresh token again cannot bring that pair back, so the only hope
         # is a pair that another process stored meanwhile.
+        self._spent_refresh_tokens.add(sent_refresh_token)
         self.logger.error(
             "Refreshing the access token had an unknown outcome: %s. Re-reading the token store.",
             what_happened,
