@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from collections.abc import Mapping
 from typing import Any
 
@@ -225,7 +226,7 @@ def check_settings(config: Mapping[str, Any], today: dt.date | None = None) -> l
 
     wait = config.get("retry_initial_wait_seconds")
     if wait is not None and (
-        isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0
+        isinstance(wait, bool) or not isinstance(wait, (int, float, Decimal)) or wait < 0
     ):
         errors.append(
             f"Invalid retry_initial_wait_seconds {wait!r}: expected a number of seconds, 0 or more."
