@@ -7,6 +7,7 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 AUTHORIZATION_CODE_TTL_SECONDS = 600
@@ -75,6 +76,8 @@ class TokenStore:
         self.client_id = client_id
         self.client_secret = client_secret
         self.access_token_ttl_seconds = access_token_ttl_seconds
+        self.clock: Callable[[], float] = time.monotonic
+        """Time source in seconds; tests may replace it to move past an expiry."""
         self._lock = threading.Lock()
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, bool] = {seed_refresh_token: True}
@@ -85,9 +88,7 @@ class TokenStore:
     def issue_authorization_code(self, redirect_uri: str = "oob") -> str:
         code = secrets.token_hex(16)
         with self._lock:
-            self._codes[code] = _Code(
-                redirect_uri, time.monotonic() + AUTHORIZATION_CODE_TTL_SECONDS
-            )
+            self._codes[code] = _Code(redirect_uri, self.clock() + AUTHORIZATION_CODE_TTL_SECONDS)
         return code
 
     def expire_access_tokens(self) -> None:
@@ -101,7 +102,7 @@ class TokenStore:
             expires_at = self._access_tokens.get(token or "")
         if expires_at is None:
             return 110
-        if time.monotonic() >= expires_at:
+        if self.clock() >= expires_at:
             return 111
         return None
 
@@ -117,7 +118,7 @@ class TokenStore:
         if refresh_token is None:
             refresh_token = _token("122")
         self._refresh_tokens[refresh_token] = True
-        self._access_tokens[access_token] = time.monotonic() + self.access_token_ttl_seconds
+        self._access_tokens[access_token] = self.clock() + self.access_token_ttl_seconds
         return TokenGrant(access_token, refresh_token, int(self.access_token_ttl_seconds))
 
     def exchange_code(self, params: dict[str, str]) -> TokenGrant:
@@ -126,7 +127,7 @@ class TokenStore:
         code = params.get("code", "")
         with self._lock:
             entry = self._codes.get(code)
-            if entry is None or entry.used or time.monotonic() >= entry.expires_at:
+            if entry is None or entry.used or self.clock() >= entry.expires_at:
                 raise OAuthError("invalid_grant", f"Invalid authorization code: {code}")
             if params.get("redirect_uri", "") != entry.redirect_uri:
                 raise OAuthError("invalid_grant", "The redirect uri does not match")

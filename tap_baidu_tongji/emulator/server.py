@@ -160,7 +160,10 @@ class Emulator:
         self.port = server.server_address[1]
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=server.serve_forever, name="tongji-emulator", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="tongji-emulator",
+            daemon=True,
         )
         self._thread.start()
         logger.info("Emulator listening on %s", self.url)
@@ -381,11 +384,6 @@ class _Handler(BaseHTTPRequestHandler):
         path, params = self._read_params()
         reply = emulator.handle(self.command, path, params)
 
-        if reply.close_without_answer:
-            self._reset_connection()
-        else:
-            self._send(reply)
-
         logged_params = dict(params)
         if "access_token" in logged_params:
             logged_params["access_token"] = MASK
@@ -403,6 +401,13 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=reply.fault,
             )
         )
+        # Recorded before answering, so a client that reads the log after its response
+        # always finds its own request there.
+        if reply.close_without_answer:
+            self._reset_connection()
+        else:
+            self._send(reply)
+
         outcome = reply.error_code or reply.oauth_error or ""
         logger.info(
             "%s %s -> %s %s%s (%.3f s)",
