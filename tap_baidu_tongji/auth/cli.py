@@ -186,6 +186,9 @@ def _prompt(label: str, stdin: TextIO, stdout: TextIO) -> str:
     line = stdin.readline()
     if not line:
         raise EOFError
+    if not stdin.isatty():
+        # Piped input is not echoed, so end the prompt line here.
+        stdout.write("\n")
     return line.strip()
 
 

@@ -74,21 +74,23 @@ TEXTS: dict[str, dict[str, str]] = {
         ENGLISH: (
             "Next steps with Meltano (run them in the Meltano project folder):\n"
             "   meltano config tap-baidu-tongji set client_id {client_id}\n"
-            "   meltano config tap-baidu-tongji set client_secret   (prompts for the value)\n"
             "   meltano config tap-baidu-tongji set token_store_path {path}\n"
             "   meltano config tap-baidu-tongji unset refresh_token\n"
             "The last command matters only if refresh_token was set before: an old refresh "
             "token in the configuration would start a new token chain from that token.\n"
+            "Also set client_secret to the Secret Key if it is not set yet; Meltano keeps "
+            "sensitive settings in .env, not in meltano.yml.\n"
             "Keep the token store private and back it up: it holds the only valid refresh token."
         ),
         CHINESE: (
             "使用 Meltano 的后续步骤（在 Meltano 项目目录中执行）：\n"
             "   meltano config tap-baidu-tongji set client_id {client_id}\n"
-            "   meltano config tap-baidu-tongji set client_secret   （会提示输入该值）\n"
             "   meltano config tap-baidu-tongji set token_store_path {path}\n"
             "   meltano config tap-baidu-tongji unset refresh_token\n"
             "只有之前设置过 refresh_token 时才需要最后一条命令：配置中的旧刷新令牌会让 tap "
             "从该令牌重新开始令牌链。\n"
+            "如果尚未设置 client_secret，也请将其设为 Secret Key；Meltano 会把敏感设置保存在 "
+            ".env 中，而不是 meltano.yml。\n"
             "请妥善保管并备份令牌存储文件：其中保存着唯一有效的刷新令牌。"
         ),
     },
