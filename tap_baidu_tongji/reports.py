@@ -223,13 +223,16 @@ DOMAIN_TYPE = Filter(
     ("1", "2", "4"),
 )
 MEDIA_FLAG = Filter(
-    "flag", "Tracking level: from, plan, unit, word or idea.", ("from", "plan", "unit", "word", "idea")
+    "flag",
+    "Tracking level: from, plan, unit, word or idea.",
+    ("from", "plan", "unit", "word", "idea"),
 )
 GRAN = Filter("gran", "Time grain: day, hour, week or month.", ("day", "hour", "week", "month"))
 
-NAME_ONLY: tuple[CellKey, ...] = ()
 PAGE_ID = CellKey("pageId", "page_id", "Tongji page id, a decimal string that may exceed 2^63.")
-DOMAIN_ID = CellKey("domainId", "domain_id", "Tongji domain id, a decimal string (global per host).")
+DOMAIN_ID = CellKey(
+    "domainId", "domain_id", "Tongji domain id, a decimal string (global per host)."
+)
 AREA_KEY = CellKey("area", "area", "Region code, for example province,32.")
 SOURCE_KEY = CellKey("source", "source", "Source code, for example through, link or search,1.")
 
@@ -275,7 +278,13 @@ REPORTS: tuple[Report, ...] = (
         ),
         layout=Layout.KEYED_SUBREPORTS,
         metrics=("pv_count",),
-        extra_columns=("ratio", "visitor_count", "avg_visit_time", "bounce_ratio", "avg_visit_pages"),
+        extra_columns=(
+            "ratio",
+            "visitor_count",
+            "avg_visit_time",
+            "bounce_ratio",
+            "avg_visit_pages",
+        ),
         paged=False,
     ),
     Report(
@@ -533,4 +542,3 @@ COMMON_TRACK_VISITOR_TYPES: dict[str, str] = {
     "oldVisitor": "old_visitor",
 }
 """Keys inside its `visitType` sub-report → `name` column values (sub_report `visitor_type`)."""
-
