@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -28,7 +29,7 @@ from tap_baidu_tongji.auth import (
 )
 from tap_baidu_tongji.auth.cli import exchange_code
 from tap_baidu_tongji.auth.messages import ENGLISH
-from tap_baidu_tongji.auth.token_store import sha256_hex
+from tap_baidu_tongji.auth.token_store import TokenStoreError, sha256_hex
 from tap_baidu_tongji.emulator import Emulator
 
 SITE_LIST_PATH = "/rest/2.0/tongji/config/getSiteList"
@@ -212,7 +213,7 @@ def test_no_store_no_seed_message(emu: Emulator, store_path: Path) -> None:
     with pytest.raises(AuthorizationRequired) as caught:
         auth.access_token()
 
-    assert "holds no token pair" in str(caught.value)
+    assert "contains no token pair" in str(caught.value)
     assert "tap-baidu-tongji-auth" in str(caught.value)
     assert emu.request_log == []
 
@@ -559,3 +560,60 @@ def test_no_secret_in_logs_or_errors(
             assert secret not in text
     assert "Refreshed the access token" in caplog.text
     assert "from the token store" in caplog.text or "refreshed" in caplog.text
+
+
+class UnwritableStore:
+    """A token store whose writes fail, as on a full disk."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = FileTokenStore(path)
+        self.location = self._inner.location
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Any]:
+        with self._inner.locked():
+            yield self
+
+    def read(self) -> StoredTokens | None:
+        return None
+
+    def write(self, tokens: StoredTokens) -> None:
+        raise TokenStoreError("Cannot write the token store (No space left on device).")
+
+    def check_writable(self) -> None:
+        return None
+
+
+def test_failed_store_write_stops(emu: Emulator, store_path: Path) -> None:
+    auth = BaiduAuthenticator(
+        token_url=emu.url + TOKEN_PATH,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        seed_refresh_token=emu.seed_refresh_token,
+        store=UnwritableStore(store_path),
+        logger=LOGGER,
+    )
+
+    with pytest.raises(AuthorizationRequired) as caught:
+        auth.access_token()
+
+    message = str(caught.value)
+    assert "saving the new token pair failed" in message
+    assert "No space left on device" in message
+    assert "tap-baidu-tongji-auth" in message
+    assert len(refresh_requests(emu)) == 1
+
+
+def test_short_lifetime_renews_at_half(store_path: Path) -> None:
+    with Emulator(port=0, access_token_ttl_seconds=4) as emu:
+        auth = make_authenticator(emu, store_path, refresh_margin=datetime.timedelta(days=1))
+        first = auth.access_token()
+        assert auth.access_token() == first
+        assert len(refresh_requests(emu)) == 1
+
+        time.sleep(2.5)
+        second = auth.access_token()
+
+        assert second != first
+        assert len(refresh_requests(emu)) == 2
+        assert "list" in data_call(emu, auth)

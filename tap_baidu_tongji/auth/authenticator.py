@@ -31,6 +31,7 @@ from tap_baidu_tongji.auth.token_store import (
     FileTokenStore,
     StoredTokens,
     TokenStore,
+    TokenStoreError,
     TokenStoreSession,
     sha256_hex,
     utc_now,
@@ -65,7 +66,7 @@ REAUTHORIZE_ERRORS = frozenset(
 
 
 class AuthorizationRequired(FatalAPIError):  # noqa: N818 - the name states what the user must do
-    """The user must authorize the app again. The message says how and contains no secret."""
+    """The user must authorize the app again. The message explains how and contains no secret."""
 
 
 class TokenEndpointUnavailable(RetriableAPIError):  # noqa: N818
@@ -160,7 +161,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             return self._current.value
 
     def reject(self, access_token: str) -> None:
-        """Record that the API answered error 110 or 111 for `access_token`.
+        """Record that a data call with `access_token` returned error 110 or 111.
 
         The next request renews the token: it takes a newer one from the token store if
         another process stored one, else refreshes once. If the API rejects a token that
@@ -237,7 +238,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             refresh_token, seed_sha256 = self._seed_refresh_token, self._seed_sha256
         else:
             raise AuthorizationRequired(
-                f"No usable token: the token store {self.store.location} holds no token pair "
+                f"No usable token: the token store {self.store.location} contains no token pair "
                 "and the configuration has no refresh_token. "
                 f"{reauthorize_instructions(self.store.location)}"
             )
@@ -261,7 +262,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             if self._seed_refresh_token is not None:
                 return None
             raise AuthorizationRequired(
-                f"The token store {self.store.location} holds tokens of a different client_id "
+                f"The token store {self.store.location} contains tokens of a different client_id "
                 f"(API Key). {reauthorize_instructions(self.store.location)}"
             )
         return stored
@@ -325,7 +326,14 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             )
 
         # The old refresh token is spent now: the new pair must be on disk before any use.
-        session.write(tokens)
+        try:
+            session.write(tokens)
+        except TokenStoreError as exc:
+            raise AuthorizationRequired(
+                f"The access token was refreshed, but saving the new token pair failed: {exc} "
+                "The refresh token in the store is spent, so after fixing the store, "
+                f"{reauthorize_instructions(self.store.location)}"
+            ) from None
         self.logger.info(
             "Refreshed the access token; the new token expires %s and the pair is saved in %s.",
             _format_expiry(tokens.expires_at),

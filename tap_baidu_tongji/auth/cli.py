@@ -53,7 +53,7 @@ class AuthorizationFailed(Exception):  # noqa: N818 - reads as the outcome shown
 
 
 def authorize_url(oauth_base: str, client_id: str) -> str:
-    """Return the browser address that asks the user to grant the `basic` scope."""
+    """Return the browser address where the user grants the `basic` scope to the app."""
     query = urlencode(
         {
             "response_type": "code",

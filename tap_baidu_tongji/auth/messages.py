@@ -2,7 +2,7 @@
 
 The language comes from the LC_ALL, LC_MESSAGES, LANG and LANGUAGE environment variables,
 first non-empty one wins, and not from the `locale` module: many servers lack the zh_CN
-locale, and then `locale` falls back to C even when LANG says zh_CN.
+locale, and then `locale` falls back to C even when LANG is zh_CN.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class TokenStoreSession(Protocol):
     """Access to a token store while its exclusive lock is held."""
 
     def read(self) -> StoredTokens | None:
-        """Return the stored pair, or None when the store holds none yet."""
+        """Return the stored pair, or None when the store contains none yet."""
         ...
 
     def write(self, tokens: StoredTokens) -> None:
@@ -221,8 +221,10 @@ class FileTokenStore:
             )
         try:
             self._ensure_folder()
+            # The suffix differs from _TEMP_SUFFIX so that a lock holder's clean-up of stale
+            # temporary files never deletes this probe, which is made without the lock.
             descriptor, probe = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.probe.", suffix=_TEMP_SUFFIX
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".probe"
             )
             os.close(descriptor)
             os.unlink(probe)
@@ -274,7 +276,7 @@ class FileTokenStore:
             os.chmod(folder, 0o700)
 
     def _remove_stale_temp_files(self) -> None:
-        # A writer killed between mkstemp and os.replace leaves a temporary file that holds
+        # A writer killed between mkstemp and os.replace leaves a temporary file that contains
         # tokens. Only lock holders write, so every such file is stale once the lock is held.
         pattern = f".{self.path.name}.*{_TEMP_SUFFIX}"
         for stale in self.path.parent.glob(pattern):
