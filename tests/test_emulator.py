@@ -492,11 +492,9 @@ def test_days_before_creation_are_dashes(emu: Emulator, token: str) -> None:
 
 
 def test_value_forms_mixed(emu: Emulator, token: str) -> None:
-    result = result_of(
-        emu, token, method="overview/getTimeTrendRpt", metrics=metrics_of("trend/time/a")[:0]
-        or "pv_count,visitor_count,ip_count,bounce_ratio,avg_visit_time,trans_count",
-        start_date="20250101", end_date="20251014",
-    )  # fmt: skip
+    method = "overview/getTimeTrendRpt"
+    result = result_of(emu, token, method=method, metrics=metrics_of(method),
+                       start_date="20250101", end_date="20251014")  # fmt: skip
     values = [v for row in result["items"][1] for v in row]
     assert any(isinstance(v, int) for v in values)
     assert any(isinstance(v, float) for v in values)
@@ -580,6 +578,19 @@ def test_future_end_date_clamped(emu: Emulator, token: str) -> None:
                        start_date="20251010", end_date="20251231", max_results=0)  # fmt: skip
     assert result["timeSpan"] == ["2025/10/10 - 2025/10/15"]
     assert result["total"] == 6
+
+
+def test_post_form_and_order(emu: Emulator, token: str) -> None:
+    form = {"access_token": token, "site_id": SITE, "method": "visit/district/a",
+            "metrics": "pv_count", "start_date": "20251010", "end_date": "20251010",
+            "max_results": 0, "order": "pv_count,asc"}  # fmt: skip
+    posted = requests.post(emu.url + DATA_PATH, data=form, timeout=TIMEOUT)
+    assert posted.status_code == 200
+    values = [int(row[0]) for row in posted.json()["result"]["items"][1]]
+    assert values == sorted(values)
+    default = result_of(emu, token, method="visit/district/a", metrics="pv_count", max_results=0)
+    default_values = [int(row[0]) for row in default["items"][1]]
+    assert default_values == sorted(default_values, reverse=True)
 
 
 def test_lenient_dashed_dates(emu: Emulator, token: str) -> None:
@@ -727,7 +738,7 @@ def test_fault_token_endpoint(emu: Emulator) -> None:
     emu.faults.add_failure(Failure(FailureKind.HTTP_STATUS, status=502, endpoint="token", first=1))
     failed = refresh(emu, emu.seed_refresh_token)
     assert failed.status_code == 502
-    # The failure answered before the grant ran, so the seed token is still unused.
+    # The failure responded before the grant ran, so the seed token is still unused.
     assert refresh(emu, emu.seed_refresh_token).status_code == 200
 
 

@@ -19,49 +19,55 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tap-baidu-tongji-emulator",
         description="Serve a local emulator of the Baidu Tongji OpenAPI on 127.0.0.1.",
     )
-    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one.")
-    parser.add_argument(
+
+    server = parser.add_argument_group("server")
+    server.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one.")
+    server.add_argument(
         "--host", default="127.0.0.1", choices=["127.0.0.1"], help="Bind address (loopback only)."
     )
-    parser.add_argument("--client-id", default="demo-api-key", help="Accepted API Key.")
-    parser.add_argument("--client-secret", default="demo-secret-key", help="Accepted Secret Key.")
-    parser.add_argument(
+    server.add_argument("--client-id", default="demo-api-key", help="Accepted API Key.")
+    server.add_argument("--client-secret", default="demo-secret-key", help="Accepted Secret Key.")
+    server.add_argument(
         "--seed-refresh-token",
         default="demo-refresh-token",
         help="A refresh token that is valid at start, to begin a token chain.",
     )
-    parser.add_argument(
+    server.add_argument(
         "--access-token-ttl",
         type=float,
         default=2_592_000,
         help="Access token lifetime in seconds (also sent as expires_in). Default: 30 days.",
     )
-    parser.add_argument(
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
         "--today",
         type=dt.date.fromisoformat,
         help="The server's today as YYYY-MM-DD. Default: today in Beijing time.",
     )
-    parser.add_argument(
+    data.add_argument(
         "--page-size-default",
         type=int,
         default=20,
         help="Rows per page when a request has no max_results.",
     )
-    parser.add_argument(
+
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
         "--latency-ms", type=float, default=0.0, help="Fixed delay added to every request."
     )
-    parser.add_argument(
+    faults.add_argument(
         "--rate-limit",
         type=int,
         help="Data calls allowed per rolling second; more get error 4.",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--error-status",
         type=int,
         default=200,
         help="HTTP status of data-call error bodies (default 200).",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--fail",
         action="append",
         default=[],
@@ -73,37 +79,37 @@ def build_parser() -> argparse.ArgumentParser:
             "first=. Example: code=111,method=trend/time/a,first=1"
         ),
     )
-    parser.add_argument(
+    faults.add_argument(
         "--sticky-refresh-token",
         action="store_true",
         help="A refresh returns the same refresh token, which stays valid.",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--drop-refresh-responses",
         type=int,
         default=0,
         metavar="N",
-        help="The next N refresh grants consume the token, then close without answering.",
+        help="The next N refresh grants consume the token, then close without a response.",
     )
-    parser.add_argument("--page-size-cap", type=int, help="Server-side maximum rows per page.")
-    parser.add_argument(
+    faults.add_argument("--page-size-cap", type=int, help="Server-side maximum rows per page.")
+    faults.add_argument(
         "--ignore-max-results",
         action="store_true",
-        help="Return every row from start_index on, whatever max_results says.",
+        help="Return every row from start_index on, whatever max_results requests.",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--shuffle-metrics",
         action="store_true",
         help="List metrics in fields in another order than requested.",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--extra-cell-keys", action="store_true", help="Add unknown keys to dimension cells."
     )
-    parser.add_argument(
+    faults.add_argument(
         "--raw-utf8", action="store_true", help="Send raw UTF-8 JSON instead of \\u escapes."
     )
-    parser.add_argument("--omit-offset", action="store_true", help="Leave offset out of results.")
-    parser.add_argument("--omit-total", action="store_true", help="Leave total out of results.")
+    faults.add_argument("--omit-offset", action="store_true", help="Leave offset out of results.")
+    faults.add_argument("--omit-total", action="store_true", help="Leave total out of results.")
     return parser
 
 

@@ -130,7 +130,7 @@ def default_sites() -> list[dict[str, object]]:
 
 @dataclass(frozen=True)
 class SiteInfo:
-    """What the data generator needs from one site or sub-directory."""
+    """Site or sub-directory attributes that the data generator uses."""
 
     site_id: int
     domain: str
@@ -374,8 +374,8 @@ def hour_label(hour: int) -> str:
 def catalogue(method: str, site: SiteInfo, params: dict[str, str]) -> list[Member]:
     """Return every dimension value a method can report for a site.
 
-    Cell keys are filled in later from the report table; a member only carries the keys whose
-    value is not derivable from its name (engine ids, area codes, source codes).
+    Cell keys are filled in later from the report table. A member only carries the keys whose
+    value cannot be derived from its name (engine ids, area codes, source codes).
     """
     host = site.domain.split("/", 1)[0]
     base_path = "/" + site.domain.split("/", 1)[1] if "/" in site.domain else ""

@@ -37,16 +37,16 @@ HTTP_FAULT_STATUSES = (429, 500, 502, 503)
 
 
 class FailureKind(enum.Enum):
-    """What an injected failure does to a matching request."""
+    """Effect of an injected failure on a matching request."""
 
     ERROR_CODE = "code"
-    """Answer `{"error_code": N, "error_msg": …}` with `Failure.status` (200 by default)."""
+    """Respond `{"error_code": N, "error_msg": …}` with `Failure.status` (200 by default)."""
 
     HTTP_STATUS = "http"
-    """Answer `Failure.status` (429, 500, 502 or 503) with an HTML gateway page."""
+    """Respond `Failure.status` (429, 500, 502 or 503) with an HTML gateway page."""
 
     TIMEOUT = "timeout"
-    """Sleep `Failure.delay_seconds`, then answer normally."""
+    """Sleep `Failure.delay_seconds`, then respond normally."""
 
     RESET = "reset"
     """Close the connection with a TCP reset and send nothing."""
@@ -61,7 +61,7 @@ class Failure:
 
     A request matches when it hits `endpoint` and every set filter (`method`, `site_id`,
     `start_date`) equals its parameter. Among matching requests, `nth` fires only on the
-    nth one (1-based) and `first` fires on the first N ones; with neither set, every
+    nth one (1-based) and `first` fires on the first N ones. With neither set, every
     matching request fails.
     """
 
@@ -174,13 +174,13 @@ class FaultPlan:
     """A refresh returns the refresh token it was given, which stays valid."""
 
     drop_refresh_responses: int = 0
-    """The next N refresh-token grants consume the token, then close without answering."""
+    """The next N refresh-token grants consume the token, then close without a response."""
 
     page_size_cap: int | None = None
     """Server-side maximum rows per page, applied below any `max_results`, `0` included."""
 
     ignore_max_results: bool = False
-    """Return every row from `start_index` on, whatever `max_results` says."""
+    """Return every row from `start_index` on, whatever `max_results` requests."""
 
     shuffle_metrics: bool = False
     """List metrics in `fields` in another order than requested (values follow `fields`)."""

@@ -196,7 +196,7 @@ def page_bounds(total: int, request: DataRequest, faults: FaultPlan) -> tuple[in
     return begin, min(begin + size, total)
 
 
-def sort_key_for(request: DataRequest, pv_total: int) -> tuple[str, bool] | None:
+def sort_key_for(request: DataRequest) -> tuple[str, bool] | None:
     """Return (metric, descending) named by the `order` parameter when it names a metric."""
     order = request.params.get("order", "")
     name, _, direction = order.partition(",")
@@ -289,7 +289,7 @@ def build_dimension(request: DataRequest, faults: FaultPlan) -> dict[str, object
     rows = [(m, q) for m, q in rows if q["pv"] > 0]
     pv_total = sum(q["pv"] for _, q in rows)
 
-    ordering = sort_key_for(request, pv_total)
+    ordering = sort_key_for(request)
     if ordering is None:
         rows.sort(key=lambda r: (-r[1]["pv"], r[0].name))
     else:
@@ -333,8 +333,8 @@ def time_buckets(request: DataRequest) -> list[tuple[str, Quantities | None]]:
     days = days_between(request.start, request.end)
     gran = request.params.get("gran") or "day"
     if gran == "hour":
-        # Over several days each row is one hour of the day summed over the range, which is
-        # what a real multi-day hour request returned; one day gives that day's 24 hours.
+        # Over several days each row is one hour of the day summed over the range, as a real
+        # multi-day hour request returned. One day gives that day's 24 hours.
         totals: list[Quantities | None] = [None] * 24
         for day in days:
             hours = data.hour_quantities(site, day)
@@ -462,7 +462,7 @@ def _visitor_type_share(total: Quantities | None, new: bool) -> Quantities | Non
 
 
 def build_realtime(request: DataRequest, faults: FaultPlan) -> dict[str, object]:
-    """trend/latest/a: visit details and rows, newest first unless `order` says asc."""
+    """trend/latest/a: visit details and rows, newest first unless `order` requests asc."""
     visits = data.latest_visits(request.site, request.today, request.params)
     if request.params.get("order", "").lower().endswith(",asc"):
         visits.reverse()

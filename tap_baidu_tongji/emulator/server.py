@@ -50,12 +50,12 @@ DEMO_REFRESH_TOKEN = "demo-refresh-token"  # noqa: S105
 
 RATE_LIMITED = 4
 STATUS_NO_RESPONSE = 0
-"""`LoggedRequest.status` when the emulator closed the connection without answering."""
+"""`LoggedRequest.status` when the emulator closed the connection without a response."""
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One request as the emulator received and answered it."""
+    """One request as the emulator received it, with the response it sent."""
 
     time: float
     """`time.monotonic()` when the request arrived."""
@@ -64,7 +64,7 @@ class LoggedRequest:
     params: dict[str, str]
     """Query and form parameters; the access_token value is replaced by "***"."""
     status: int
-    """HTTP status sent, or 0 when the connection was closed without an answer."""
+    """HTTP status sent, or 0 when the connection was closed without a response."""
     error_code: int | None
     """`error_code` of a data-call error body."""
     grant_type: str | None
@@ -72,7 +72,7 @@ class LoggedRequest:
     oauth_error: str | None = None
     """`error` of a token-endpoint rejection."""
     fault: str | None = None
-    """Kind of the injected failure that shaped the answer, if any."""
+    """Kind of the injected failure that shaped the response, if any."""
 
 
 def encode_json(payload: object, raw_utf8: bool) -> bytes:
@@ -102,6 +102,8 @@ class _Reply:
     oauth_error: str | None = None
     fault: str | None = None
     close_without_answer: bool = False
+    detail: str = ""
+    """Why a data call was rejected, for the request log line."""
 
 
 _Answer = Callable[[dict[str, str]], _Reply]
@@ -212,7 +214,7 @@ class Emulator:
         return self.tokens.issue_authorization_code(redirect_uri)
 
     def expire_access_tokens(self) -> None:
-        """Make every access token issued so far answer 111 "Access token expired"."""
+        """Expire every access token issued so far, so data calls get 111 "Access token expired"."""
         self.tokens.expire_access_tokens()
 
     # --- request log ---------------------------------------------------------------------
@@ -342,8 +344,9 @@ class Emulator:
                 params, self._site_index, self.today, self.page_size_default
             )
         except DataCallError as error:
-            logger.debug("Rejected getData: %s", error.detail)
-            return self._data_error(error.code, ERROR_MESSAGES[error.code])
+            reply = self._data_error(error.code, ERROR_MESSAGES[error.code])
+            reply.detail = error.detail
+            return reply
         return self._json(200, {"result": results.build_result(request, self.faults)})
 
 
@@ -401,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault=reply.fault,
             )
         )
-        # Recorded before answering, so a client that reads the log after its response
+        # Recorded before the response is sent, so a client that reads the log after its response
         # always finds its own request there.
         if reply.close_without_answer:
             self._reset_connection()
@@ -410,11 +413,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         outcome = reply.error_code or reply.oauth_error or ""
         logger.info(
-            "%s %s -> %s %s%s (%.3f s)",
+            "%s %s -> %s %s%s%s (%.3f s)",
             self.command,
             redact(self.path),
             reply.status or "closed",
             outcome,
+            f" ({reply.detail})" if reply.detail else "",
             f" fault={reply.fault}" if reply.fault else "",
             time.monotonic() - arrived,
         )
@@ -429,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError) as error:
-            logger.info("Client closed the connection before the answer: %s", error)
+            logger.info("Client closed the connection before the response was sent: %s", error)
             self.close_connection = True
 
     def _reset_connection(self) -> None:
