@@ -216,6 +216,7 @@ def test_store_survives_killed_writers(tmp_path: Path) -> None:
     randomizer = random.Random(20260102)
     last_number = 0
     kills = 40
+    mid_write_kills = 0
 
     for iteration in range(kills):
         start_number = iteration * 1_000_000
@@ -229,6 +230,8 @@ def test_store_survives_killed_writers(tmp_path: Path) -> None:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         writer.stdout.close()
+        if any(name.endswith(".tmp") for name in os.listdir(tmp_path)):
+            mid_write_kills += 1
 
         if not path.exists():
             continue
@@ -241,6 +244,8 @@ def test_store_survives_killed_writers(tmp_path: Path) -> None:
             assert session.read() is not None
 
     assert last_number > 0
+    # Proves that some kills landed between creating the temporary file and the rename.
+    assert mid_write_kills > 0
     # Taking the lock removes temporary files that killed writers left behind.
     with store.locked():
         pass
