@@ -59,6 +59,18 @@ class TransientAPIError(RetriableAPIError):
         self.retry_after = retry_after
 
 
+class RetriesExhaustedError(TongjiAPIError):
+    """A transient failure that outlasted every retry: the run stops, and the next one resumes."""
+
+    def __init__(self, error: TransientAPIError) -> None:
+        message = (
+            f"{error}. The error persisted through every retry (retry_max_tries), so the run "
+            "stopped. Run the tap again later with the last STATE: it will resume from the last "
+            "fully read day of each site and report."
+        )
+        super().__init__(message, code=error.code)
+
+
 class TokenRejectedError(TransientAPIError):
     """Error 110 or 111: the access token in use was refused; the retry refreshes it."""
 
