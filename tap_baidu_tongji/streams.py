@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from singer_sdk.exceptions import FatalAPIError
 
@@ -17,7 +17,13 @@ from tap_baidu_tongji.dates import (
     sync_window,
     to_api_date,
 )
-from tap_baidu_tongji.errors import MalformedResponseError, PermissionDeniedError, describe_request
+from tap_baidu_tongji.errors import (
+    MalformedResponseError,
+    PermissionDeniedError,
+    RetriesExhaustedError,
+    TransientAPIError,
+    describe_request,
+)
 from tap_baidu_tongji.records import (
     MalformedResultError,
     Record,
@@ -173,7 +179,7 @@ class ReportStream(TongjiStream):
                 self.mark_day_read(context, day)
         except PermissionDeniedError as error:
             if not self.report.account_requirement:
-                raise
+                self._stop_after_error(error)
             if not self._permission_warned:
                 self.logger.warning(
                     "Skipping %s for site %s: the account may not read it (%s). This report "
@@ -184,6 +190,19 @@ class ReportStream(TongjiStream):
                     self.report.account_requirement,
                 )
                 self._permission_warned = True
+        except Exception as error:
+            self._stop_after_error(error)
+
+    def _stop_after_error(self, error: Exception) -> NoReturn:
+        """Emit the bookmark of the days read so far, then stop the run with `error`.
+
+        Every day up to that bookmark was emitted in full, so the next run resumes after it
+        (minus the look-back) instead of at start_date. The SDK writes no STATE on failure.
+        """
+        self._write_state_message()
+        if isinstance(error, TransientAPIError):
+            raise RetriesExhaustedError(error) from error
+        raise error
 
     def read_days(self, site_id: int, window: SyncWindow) -> Iterator[tuple[dt.date, list[Record]]]:
         """Yield each day of the window with its complete records, oldest first."""
