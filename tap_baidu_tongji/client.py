@@ -10,9 +10,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import backoff
 import requests
+import requests.adapters
 from singer_sdk import RESTStream
 
 from tap_baidu_tongji.errors import (
+    RATE_LIMIT_ERROR_CODE,
     MalformedResponseError,
     TokenRejectedError,
     TransientAPIError,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from requests.auth import AuthBase
 
     from tap_baidu_tongji.auth.authenticator import BaiduAuthenticator
+    from tap_baidu_tongji.request_budget import RequestBudget
 
 REST_PATH = "/rest/2.0/tongji"
 MAX_PAGES = 100_000
@@ -40,6 +43,11 @@ class TongjiStream(RESTStream[Any]):
     """Base of every Tongji stream: owns HTTP, errors, retries and the shared authenticator."""
 
     records_jsonpath = "$[*]"
+    request_count = 0
+    """Requests this stream sent in this run, retries included; progress logs read it.
+
+    Fetch threads update it without a lock, so under concurrency it may undercount slightly.
+    """
 
     @property
     def url_base(self) -> str:
@@ -55,6 +63,23 @@ class TongjiStream(RESTStream[Any]):
     def tongji_authenticator(self) -> BaiduAuthenticator:
         """Return the tap's one authenticator with its Tongji-specific type."""
         return self._tap.authenticator  # type: ignore[attr-defined]
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """Return the stream's session, with a connection pool as large as the fetch threads."""
+        if not self._requests_session:
+            workers = int(self.config.get("max_concurrent_requests", 1))
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, workers))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._requests_session = session
+        return self._requests_session
+
+    @property
+    def request_budget(self) -> RequestBudget:
+        """Return the tap's one request budget, shared by every stream and fetch thread."""
+        return self._tap.request_budget  # type: ignore[attr-defined]
 
     @property
     def timeout(self) -> int:
@@ -87,6 +112,8 @@ class TongjiStream(RESTStream[Any]):
             params=params,
             headers={"User-Agent": self.user_agent},
         ).prepare()
+        self.request_budget.acquire()
+        self.request_count += 1
         try:
             authenticated = self.authenticator(prepared)
             response = self.requests_session.send(authenticated, timeout=self.timeout)
@@ -98,6 +125,10 @@ class TongjiStream(RESTStream[Any]):
             return check_response(response, params, access_token)
         except TokenRejectedError as error:
             self.tongji_authenticator.reject(error.token)
+            raise
+        except TransientAPIError as error:
+            if error.code == RATE_LIMIT_ERROR_CODE or response.status_code == 429:
+                self.request_budget.lower(f"{describe_request(params)} was answered: {error}")
             raise
 
     def _retry_waits(self) -> Generator[float, Any, None]:

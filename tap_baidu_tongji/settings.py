@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from singer_sdk import typing as th
@@ -16,6 +16,11 @@ DEFAULT_API_URL = "https://openapi.baidu.com"
 DEFAULT_LOOKBACK_DAYS = 3
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
+# NOTE: Baidu publishes no rate limit for the Tongji OpenAPI; these defaults are a cautious
+# guess, and the tap halves its rate when the API answers error 4 or HTTP 429.
+DEFAULT_MAX_REQUESTS_PER_SECOND = 10.0
+DEFAULT_MAX_CONCURRENT_REQUESTS = 4
+MAX_CONCURRENT_REQUESTS = 32
 
 SITE_ID_TYPE = th.CustomType(
     {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*[0-9]+\s*$"}]},
@@ -112,6 +117,24 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Base URL of both /oauth/2.0/token and /rest/2.0/tongji/...; point it at the "
             "bundled emulator for tests and the demo."
+        ),
+    ),
+    th.Property(
+        "max_requests_per_second",
+        th.NumberType,
+        default=DEFAULT_MAX_REQUESTS_PER_SECOND,
+        description=(
+            "Request budget shared by all streams, in requests per second. Baidu does not "
+            "publish the limit; error 4 or HTTP 429 halves the rate for the rest of the run."
+        ),
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType,
+        default=DEFAULT_MAX_CONCURRENT_REQUESTS,
+        description=(
+            "Requests in flight at once. Days of one site and report are fetched ahead in "
+            "parallel and still emitted in date order; 1 reads one request at a time."
         ),
     ),
     th.Property(
@@ -220,6 +243,7 @@ def check_settings(config: Mapping[str, Any], today: dt.date | None = None) -> l
             _integer_check(config, "token_refresh_margin_hours", 0, 24 * 29),
             _integer_check(config, "request_timeout_seconds", 1, 3600),
             _integer_check(config, "retry_max_tries", 1, 20),
+            _integer_check(config, "max_concurrent_requests", 1, MAX_CONCURRENT_REQUESTS),
         )
         if message
     )
@@ -230,6 +254,14 @@ def check_settings(config: Mapping[str, Any], today: dt.date | None = None) -> l
     ):
         errors.append(
             f"Invalid retry_initial_wait_seconds {wait!r}: expected a number of seconds, 0 or more."
+        )
+
+    rate = config.get("max_requests_per_second")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float, Decimal)) or rate <= 0
+    ):
+        errors.append(
+            f"Invalid max_requests_per_second {rate!r}: expected a positive number, such as 5."
         )
 
     try:

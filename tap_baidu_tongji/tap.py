@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ from tap_baidu_tongji.auth import (
 )
 from tap_baidu_tongji.redaction import register_secret
 from tap_baidu_tongji.reports import REPORTS
-from tap_baidu_tongji.settings import CONFIG_SCHEMA, check_settings
+from tap_baidu_tongji.request_budget import RequestBudget
+from tap_baidu_tongji.settings import (
+    CONFIG_SCHEMA,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+    check_settings,
+)
 from tap_baidu_tongji.streams import SitesStream, build_report_streams
 
 SECRET_SETTINGS = ("client_secret", "refresh_token", "access_token")
@@ -69,6 +76,20 @@ class TapBaiduTongji(Tap):
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
+
+    @cached_property
+    def request_budget(self) -> RequestBudget:
+        """Return the request rate limit every stream and fetch thread shares."""
+        rate = float(self.config.get("max_requests_per_second", DEFAULT_MAX_REQUESTS_PER_SECOND))
+        return RequestBudget(rate, self.logger)
+
+    @cached_property
+    def fetch_executor(self) -> ThreadPoolExecutor | None:
+        """Return the fetch threads, or None when requests go one at a time."""
+        workers = int(self.config.get("max_concurrent_requests", DEFAULT_MAX_CONCURRENT_REQUESTS))
+        if workers <= 1:
+            return None
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tongji-fetch")
 
     @cached_property
     def authenticator(self) -> BaiduAuthenticator:
