@@ -411,9 +411,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(reply)
 
-        outcome = reply.error_code or reply.oauth_error or ""
+        outcome = ""
+        if reply.error_code is not None:
+            outcome = f" error_code={reply.error_code}"
+        elif reply.oauth_error:
+            outcome = f" error={reply.oauth_error}"
         logger.info(
-            "%s %s -> %s %s%s%s (%.3f s)",
+            "%s %s -> %s%s%s%s (%.3f s)",
             self.command,
             redact(self.path),
             reply.status or "closed",
