@@ -15,19 +15,26 @@ from pyrate_limiter import Limiter, Rate
 
 MIN_RATE_PER_SECOND = 0.2
 MILLISECONDS_PER_SECOND = 1000
+SAFETY_MARGIN = 1.05
+"""Windows and spacing are 5 % longer than the rate implies, so that a request delayed on its
+way out (thread switches, connection setup) cannot push a second over the budget."""
 LOWER_AT_MOST_EVERY_SECONDS = 2.0
 """Concurrent requests that hit the limit together count as one signal, not several."""
 
 
 def _limiter_for(rate_per_second: float) -> Limiter:
-    """Build a sliding-window limiter that allows `rate_per_second` requests on average."""
+    """Build a limiter that allows `rate_per_second` requests on average, evenly spaced.
+
+    The sliding window caps any window at the rate; the spacing keeps threads from sending
+    a whole second's budget at once, so that network jitter cannot pack more than the
+    budget into one second at the server.
+    """
+    second_ms = MILLISECONDS_PER_SECOND * SAFETY_MARGIN
+    rates = [Rate(1, max(1, round(second_ms / rate_per_second)))]
     if rate_per_second >= 1:
         limit = int(rate_per_second)
-        window_ms = round(limit * MILLISECONDS_PER_SECOND / rate_per_second)
-    else:
-        limit = 1
-        window_ms = round(MILLISECONDS_PER_SECOND / rate_per_second)
-    return Limiter(Rate(limit, window_ms))
+        rates.append(Rate(limit, round(limit * second_ms / rate_per_second)))
+    return Limiter(rates, buffer_ms=1)
 
 
 class RequestBudget:
