@@ -10,7 +10,9 @@ from typing import Any
 from singer_sdk import typing as th
 
 from tap_baidu_tongji.auth import DEFAULT_TOKEN_STORE_PATH
+from tap_baidu_tongji.auth.postgres_store import parse_token_store_url
 from tap_baidu_tongji.dates import beijing_today, default_start_date, parse_setting_date
+from tap_baidu_tongji.sharding import check_shard_settings
 
 DEFAULT_API_URL = "https://openapi.baidu.com"
 DEFAULT_LOOKBACK_DAYS = 3
@@ -63,6 +65,25 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "token_store_url",
+        th.StringType,
+        description=(
+            "PostgreSQL token store shared by every process that uses this API Key, such as "
+            "postgresql://tap@db.example.com:5432/etl?table=tap_baidu_tongji_tokens (one row "
+            "per client_id). When set, token_store_path is not used. Needs "
+            "tap-baidu-tongji[postgres]."
+        ),
+    ),
+    th.Property(
+        "token_store_password",
+        th.StringType,
+        secret=True,
+        description=(
+            "Password for token_store_url. Default: libpq's PGPASSWORD or ~/.pgpass, or a "
+            "password in the URL."
+        ),
+    ),
+    th.Property(
         "token_refresh_margin_hours",
         th.IntegerType,
         default=24,
@@ -75,6 +96,19 @@ CONFIG_SCHEMA = th.PropertiesList(
             "Site ids to read (integers as config/getSiteList returns them; numeric strings "
             "accepted). Default: every site of the account."
         ),
+    ),
+    th.Property(
+        "shard_count",
+        th.IntegerType,
+        description=(
+            "Number of tap processes that split the sites between them. Set it with "
+            "shard_index; each site goes to the shard sha256(site id) mod shard_count."
+        ),
+    ),
+    th.Property(
+        "shard_index",
+        th.IntegerType,
+        description="This process's shard, from 0 to shard_count - 1. Set it with shard_count.",
     ),
     th.Property(
         "start_date",
@@ -268,5 +302,14 @@ def check_settings(config: Mapping[str, Any], today: dt.date | None = None) -> l
         parse_site_ids(config.get("site_ids"))
     except ValueError as error:
         errors.append(str(error))
+
+    errors.extend(check_shard_settings(config))
+
+    store_url = config.get("token_store_url")
+    if store_url is not None:
+        try:
+            parse_token_store_url(str(store_url))
+        except ValueError as error:
+            errors.append(str(error))
 
     return errors

@@ -37,6 +37,7 @@ from tap_baidu_tongji.records import (
 from tap_baidu_tongji.reports import Layout, Report
 from tap_baidu_tongji.schemas import SITES_SCHEMA, primary_keys, report_schema
 from tap_baidu_tongji.settings import configured_dates, parse_site_ids
+from tap_baidu_tongji.sharding import sites_in_shard
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -57,7 +58,7 @@ class SitesStream(TongjiStream):
     schema = SITES_SCHEMA
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Read the site list once and yield the sites selected by `site_ids`."""
+        """Read the site list once and yield the sites selected by `site_ids` and the shard."""
         body = self.request_json(self.path, {})
         sites = body.get("list")
         if not isinstance(sites, list):
@@ -76,9 +77,8 @@ class SitesStream(TongjiStream):
             )
             raise FatalAPIError(message)
 
-        for site in sites:
-            if wanted and int(site["site_id"]) not in wanted:
-                continue
+        selected = [site for site in sites if not wanted or int(site["site_id"]) in wanted]
+        for site in sites_in_shard(selected, self.config, self.logger):
             yield _site_record(site)
 
     def get_child_context(self, record: Record, context: Context | None) -> dict[str, Any]:

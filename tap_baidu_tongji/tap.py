@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -12,11 +13,11 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_baidu_tongji.auth import (
-    DEFAULT_TOKEN_STORE_PATH,
     BaiduAuthenticator,
-    FileTokenStore,
+    PostgresTokenStore,
     TokenStoreError,
     build_authenticator,
+    build_token_store,
 )
 from tap_baidu_tongji.redaction import register_secret
 from tap_baidu_tongji.reports import REPORTS
@@ -29,23 +30,33 @@ from tap_baidu_tongji.settings import (
 )
 from tap_baidu_tongji.streams import SitesStream, build_report_streams
 
-SECRET_SETTINGS = ("client_secret", "refresh_token", "access_token")
+SECRET_SETTINGS = ("client_secret", "refresh_token", "access_token", "token_store_password")
 
 
 def token_source_problem(config: Mapping[str, Any]) -> str:
     """Return why no token chain can start from these settings, or "" when one can.
 
     A chain starts from `refresh_token`, `access_token`, or a store written by
-    tap-baidu-tongji-auth; the store must also be writable, because every rotated
-    refresh token is saved there before it is used.
+    tap-baidu-tongji-auth (for `token_store_url`, a row saved by an earlier run); the store
+    must also be writable, because every rotated refresh token is saved there before it is
+    used.
     """
-    store = FileTokenStore(config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH)
+    store = build_token_store(config, logging.getLogger(__name__))
     try:
         store.check_writable()
+        has_seed = config.get("refresh_token") or config.get("access_token")
+        if isinstance(store, PostgresTokenStore):
+            if not has_seed and not store.contains_tokens():
+                return (
+                    f"Missing refresh_token: the token store {store.location} contains no "
+                    f"token pair for client_id {store.client_id}. Set refresh_token to a "
+                    "refresh token from tap-baidu-tongji-auth; the first run saves the chain "
+                    "in the store."
+                )
+            return ""
     except TokenStoreError as error:
         return str(error)
 
-    has_seed = config.get("refresh_token") or config.get("access_token")
     if not has_seed and not Path(store.location).exists():
         return (
             f"Missing refresh_token: no token store exists at {store.location}. Run "

@@ -6,7 +6,9 @@ from tap_baidu_tongji.auth.authenticator import (
     BaiduAuthenticator,
     TokenEndpointUnavailable,
     build_authenticator,
+    build_token_store,
 )
+from tap_baidu_tongji.auth.postgres_store import PostgresDriverMissingError, PostgresTokenStore
 from tap_baidu_tongji.auth.token_store import (
     FileTokenStore,
     StoredTokens,
@@ -22,6 +24,8 @@ __all__ = [
     "AuthorizationRequired",
     "BaiduAuthenticator",
     "FileTokenStore",
+    "PostgresDriverMissingError",
+    "PostgresTokenStore",
     "StoredTokens",
     "TokenEndpointUnavailable",
     "TokenStore",
@@ -30,4 +34,5 @@ __all__ = [
     "TokenStoreNotWritableError",
     "TokenStoreSession",
     "build_authenticator",
+    "build_token_store",
 ]

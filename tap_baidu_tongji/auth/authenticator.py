@@ -27,6 +27,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from tap_baidu_tongji.auth.postgres_store import URL_SCHEMES, PostgresTokenStore
 from tap_baidu_tongji.auth.token_store import (
     FileTokenStore,
     StoredTokens,
@@ -75,6 +76,15 @@ class TokenEndpointUnavailable(RetriableAPIError):  # noqa: N818
 
 def reauthorize_instructions(store_location: str) -> str:
     """Return the steps that start a new token chain, for error messages."""
+    if store_location.startswith(URL_SCHEMES):
+        # NOTE: tap-baidu-tongji-auth writes only token files, so a PostgreSQL store gets
+        # its new chain through the refresh_token setting.
+        return (
+            "To authorize again, run `tap-baidu-tongji-auth --token-store-path "
+            "new-tokens.json` and log in with the Baidu account that owns the Tongji sites. "
+            "Set the tap's refresh_token setting to the refresh_token in new-tokens.json and "
+            f"delete that file; the next run starts a new token chain in {store_location}."
+        )
     return (
         "To authorize again, run `tap-baidu-tongji-auth --token-store-path "
         f"{store_location}` and log in with the Baidu account that owns the Tongji sites; it "
@@ -461,15 +471,31 @@ def _format_expiry(value: datetime.datetime) -> str:
     return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def build_token_store(config: Mapping[str, Any], logger: logging.Logger) -> TokenStore:
+    """Build the PostgreSQL store when `token_store_url` is set, else the file store.
+
+    `token_store_path` is resolved against the working directory when it is relative.
+    """
+    store_url = config.get("token_store_url")
+    if store_url:
+        return PostgresTokenStore(
+            str(store_url),
+            client_id=str(config["client_id"]),
+            password=config.get("token_store_password") or None,
+            logger=logger,
+        )
+    store_path = config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH
+    return FileTokenStore(store_path, logger=logger)
+
+
 def build_authenticator(config: Mapping[str, Any], logger: logging.Logger) -> BaiduAuthenticator:
-    """Build the authenticator and its file token store from the tap settings.
+    """Build the authenticator and its token store (see `build_token_store`) from the settings.
 
     Settings read: `api_url`, `client_id`, `client_secret`, `refresh_token`, `access_token`,
-    `token_store_path` (relative paths are resolved against the working directory) and
+    `token_store_url`, `token_store_password`, `token_store_path` and
     `token_refresh_margin_hours`.
     """
     api_url = str(config.get("api_url") or DEFAULT_API_URL).rstrip("/")
-    store_path = config.get("token_store_path") or DEFAULT_TOKEN_STORE_PATH
     margin_hours = config.get("token_refresh_margin_hours")
     if margin_hours is None:
         margin_hours = DEFAULT_REFRESH_MARGIN_HOURS
@@ -479,7 +505,7 @@ def build_authenticator(config: Mapping[str, Any], logger: logging.Logger) -> Ba
         client_secret=str(config["client_secret"]),
         seed_refresh_token=config.get("refresh_token") or None,
         seed_access_token=config.get("access_token") or None,
-        store=FileTokenStore(store_path, logger=logger),
+        store=build_token_store(config, logger),
         refresh_margin=datetime.timedelta(hours=float(margin_hours)),
         logger=logger,
     )
