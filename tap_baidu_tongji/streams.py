@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_baidu_tongji.client import TongjiStream, result_of
 from tap_baidu_tongji.dates import (
@@ -75,7 +75,8 @@ class SitesStream(TongjiStream):
                 "Remove them from site_ids, or authorize with the Baidu account that owns them: "
                 "sites shared with you (权限站点) and aggregate sites (汇总网站) are not listed."
             )
-            raise FatalAPIError(message)
+            # The SDK's CLI prints a ConfigValidationError as one line, without a traceback.
+            raise ConfigValidationError(message, errors=[message])
 
         selected = [site for site in sites if not wanted or int(site["site_id"]) in wanted]
         for site in sites_in_shard(selected, self.config, self.logger):
