@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -65,6 +66,21 @@ def token_source_problem(config: Mapping[str, Any]) -> str:
     return ""
 
 
+def drop_repeated_schema_errors(schema_errors: list[str], own_errors: list[str]) -> list[str]:
+    """Remove the JSON Schema errors on settings that `check_settings` already reports.
+
+    Both would describe the same mistake, and the tap's own line also names the fix.
+    """
+    reported = " ".join(own_errors)
+    kept = []
+    for error in schema_errors:
+        match = re.search(r"config\['([^']+)'\]", error)
+        if match and re.search(rf"\b{re.escape(match.group(1))}\b", reported):
+            continue
+        kept.append(error)
+    return kept
+
+
 class TapBaiduTongji(Tap):
     """Singer tap for Baidu Tongji (百度统计): every report/getData method, per site and day."""
 
@@ -77,8 +93,9 @@ class TapBaiduTongji(Tap):
         for name in SECRET_SETTINGS:
             register_secret(self.config.get(name))
 
-        errors = super()._validate_config(raise_errors=False)
-        errors.extend(check_settings(self.config))
+        own_errors = check_settings(self.config)
+        schema_errors = super()._validate_config(raise_errors=False)
+        errors = [*drop_repeated_schema_errors(schema_errors, own_errors), *own_errors]
         if not errors:
             problem = token_source_problem(self.config)
             if problem:
