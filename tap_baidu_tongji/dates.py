@@ -16,6 +16,7 @@ _DAY_LABEL = re.compile(r"^\s*(\d{4})[/-](\d{1,2})[/-](\d{1,2})\s*$")
 _PERIOD_LABEL = re.compile(
     r"^\s*(\d{4})/(\d{1,2})/(\d{1,2})\s*-\s*(\d{4})/(\d{1,2})/(\d{1,2})\s*$",
 )
+_HOUR_LABEL = re.compile(r"^\s*(\d{1,2}):00\s*-\s*\d{1,2}:59\s*$")
 _BEIJING_TIMESTAMP = re.compile(
     r"^\s*(\d{4})[/-](\d{1,2})[/-](\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*$",
 )
@@ -128,3 +129,25 @@ def parse_beijing_timestamp(text: str) -> dt.datetime:
         raise ValueError(msg)
     year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=BEIJING)
+
+
+def parse_hour_label(label: str) -> int:
+    """Parse an hour bucket label such as `23:00 - 23:59` into its hour, 0 to 23."""
+    match = _HOUR_LABEL.match(label)
+    hour = int(match.group(1)) if match else -1
+    if not 0 <= hour <= 23:
+        msg = f"not an hour label of the form HH:00 - HH:59: {label!r}"
+        raise ValueError(msg)
+    return hour
+
+
+def period_start(day: dt.date, gran: str) -> dt.date:
+    """Return the first day of the week (Monday) or month that contains `day`.
+
+    NOTE: the emulator's weeks run Monday to Sunday; no real weekly response was seen.
+    """
+    if gran == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if gran == "month":
+        return day.replace(day=1)
+    return day

@@ -10,7 +10,12 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tap_baidu_tongji.dates import parse_beijing_timestamp, parse_day_label
+from tap_baidu_tongji.dates import (
+    parse_beijing_timestamp,
+    parse_day_label,
+    parse_hour_label,
+    parse_period_label,
+)
 from tap_baidu_tongji.reports import (
     COMMON_TRACK_SUBREPORTS,
     COMMON_TRACK_VISITOR_TYPES,
@@ -220,6 +225,44 @@ def daily_records(result: Mapping[str, Any], report: Report) -> list[tuple[dt.da
         pairs.append((day, record))
     pairs.sort(key=lambda pair: pair[0])
     return pairs
+
+
+def hour_records(result: Mapping[str, Any], report: Report) -> list[Record]:
+    """Convert one day of `gran=hour` rows into records with an `hour` column, 0 to 23."""
+    fields, cells, values = _rows(result)
+    plan = metric_plan(fields, report.columns)
+    empty_metrics = dict.fromkeys(report.columns)
+    records = []
+    for cell, row in zip(cells, values, strict=True):
+        try:
+            hour = parse_hour_label(str(_unwrap_cell(cell)))
+        except ValueError as error:
+            raise MalformedResultError(str(error)) from None
+        record: Record = {"hour": hour, **empty_metrics}
+        apply_plan(row, plan, record)
+        records.append(record)
+    records.sort(key=lambda record: int(record["hour"]))
+    return records
+
+
+def period_records(
+    result: Mapping[str, Any], report: Report
+) -> list[tuple[dt.date, dt.date, Record]]:
+    """Convert `gran=week` or `month` rows into `(first day, last day, record)`, oldest first."""
+    fields, cells, values = _rows(result)
+    plan = metric_plan(fields, report.columns)
+    empty_metrics = dict.fromkeys(report.columns)
+    periods = []
+    for cell, row in zip(cells, values, strict=True):
+        try:
+            first, last = parse_period_label(str(_unwrap_cell(cell)))
+        except ValueError as error:
+            raise MalformedResultError(str(error)) from None
+        record = dict(empty_metrics)
+        apply_plan(row, plan, record)
+        periods.append((first, last, record))
+    periods.sort(key=lambda period: period[0])
+    return periods
 
 
 def common_track_records(result: Mapping[str, Any], report: Report) -> list[Record]:

@@ -167,6 +167,11 @@ class Report:
         return not self.account_requirement
 
     @property
+    def gran(self) -> str:
+        """Time grain the report is requested with: `day` unless `gran` is a fixed parameter."""
+        return dict(self.fixed_params).get("gran", "day")
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Metric columns of a record: the requested metrics, then the unrequested ones."""
         return self.metrics + tuple(c for c in self.extra_columns if c not in self.metrics)

@@ -37,7 +37,7 @@ def metric_property(name: str) -> th.Property[Any]:
 def primary_keys(report: Report) -> list[str]:
     """Return the record key: site, day and the dimension's identity, never null."""
     if report.layout is Layout.DAILY_ROWS:
-        return ["site_id", "date"]
+        return ["site_id", "date", "hour"] if report.gran == "hour" else ["site_id", "date"]
     if report.layout is Layout.KEYED_SUBREPORTS:
         return ["site_id", "date", "sub_report", "name"]
     if report.layout is Layout.REALTIME:
@@ -69,6 +69,30 @@ def _dimension_properties(report: Report) -> list[th.Property[Any]]:
         ),
     )
     return properties
+
+
+def _period_properties(report: Report) -> list[th.Property[Any]]:
+    if report.gran == "hour":
+        return [
+            th.Property(
+                "hour",
+                th.IntegerType,
+                required=True,
+                description="Hour of the Beijing day, 0 to 23 (the row counts HH:00 to HH:59).",
+            )
+        ]
+    if report.gran in ("week", "month"):
+        return [
+            th.Property(
+                "period_end",
+                th.DateType,
+                description=(
+                    f"Last day of the {report.gran} that starts on `date`; earlier than the "
+                    f"{report.gran}'s end while the {report.gran} is still running."
+                ),
+            )
+        ]
+    return []
 
 
 def _common_track_properties() -> list[th.Property[Any]]:
@@ -146,6 +170,8 @@ def report_schema(report: Report) -> dict[str, Any]:
         properties.extend(_realtime_properties())
     else:
         properties.append(DAY)
+        if report.layout is Layout.DAILY_ROWS:
+            properties.extend(_period_properties(report))
         if report.layout is Layout.DIMENSION:
             properties.extend(_dimension_properties(report))
         elif report.layout is Layout.KEYED_SUBREPORTS:

@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 
 from tap_baidu_tongji.auth import DEFAULT_TOKEN_STORE_PATH
 from tap_baidu_tongji.auth.postgres_store import parse_token_store_url
+from tap_baidu_tongji.custom_reports import CUSTOM_REPORT_SCHEMA, check_custom_reports
 from tap_baidu_tongji.dates import beijing_today, default_start_date, parse_setting_date
 from tap_baidu_tongji.sharding import check_shard_settings
 
@@ -143,6 +144,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType,
         default=DEFAULT_PAGE_SIZE,
         description="Rows requested per page (max_results) for paged reports.",
+    ),
+    th.Property(
+        "custom_reports",
+        th.ArrayType(CUSTOM_REPORT_SCHEMA),
+        description=(
+            "Extra streams, each a report/getData method with its own metrics and filters "
+            "(gran, source, clientDevice, visitor, area, viewType, domainType, flag), read "
+            "incrementally like the built-in reports."
+        ),
     ),
     th.Property(
         "api_url",
@@ -303,6 +313,7 @@ def check_settings(config: Mapping[str, Any], today: dt.date | None = None) -> l
     except ValueError as error:
         errors.append(str(error))
 
+    errors.extend(check_custom_reports(config.get("custom_reports")))
     errors.extend(check_shard_settings(config))
 
     store_url = config.get("token_store_url")

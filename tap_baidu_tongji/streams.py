@@ -14,6 +14,7 @@ from tap_baidu_tongji.dates import (
     SyncWindow,
     beijing_today,
     parse_beijing_timestamp,
+    period_start,
     sync_window,
     to_api_date,
 )
@@ -32,6 +33,8 @@ from tap_baidu_tongji.records import (
     common_track_records,
     daily_records,
     dimension_records,
+    hour_records,
+    period_records,
     realtime_records,
 )
 from tap_baidu_tongji.reports import Layout, Report
@@ -211,7 +214,10 @@ class ReportStream(TongjiStream):
         Daily-row reports need one range request. Other reports need one request per day;
         those days are fetched ahead on the tap's fetch threads and yielded in date order.
         """
-        if self.report.layout is Layout.DAILY_ROWS:
+        if self.report.layout is Layout.DAILY_ROWS and self.report.gran in ("week", "month"):
+            yield from self._read_periods(site_id, window)
+            return
+        if self.report.layout is Layout.DAILY_ROWS and self.report.gran != "hour":
             yield from self._read_daily_rows(site_id, window)
             return
 
@@ -261,6 +267,34 @@ class ReportStream(TongjiStream):
         for day in window.days():
             yield day, by_day.get(day, [])
 
+    def _read_periods(
+        self, site_id: int, window: SyncWindow
+    ) -> Iterator[tuple[dt.date, list[Record]]]:
+        """Read whole weeks or months: the range starts on the first day of its period.
+
+        Starting on a period boundary keeps each period's key (`date` = its first day)
+        stable across runs, so a re-read replaces the running period instead of adding a row.
+        """
+        first_day = period_start(window.start, self.report.gran)
+        params = {
+            **self.request_params(site_id),
+            "start_date": to_api_date(first_day),
+            "end_date": to_api_date(window.end),
+        }
+        records: list[Record] = []
+        for result in self._results(params):
+            try:
+                periods = period_records(result, self.report)
+            except MalformedResultError as error:
+                raise _malformed(error, params, result) from None
+            for first, last, record in periods:
+                record["site_id"] = site_id
+                record["date"] = first.isoformat()
+                record["period_end"] = last.isoformat()
+                records.append(record)
+        records.sort(key=lambda record: str(record["date"]))
+        yield window.end, records
+
     def _results(self, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         if self.report.paged:
             yield from self.iterate_pages(self.path, params)
@@ -271,6 +305,8 @@ class ReportStream(TongjiStream):
         try:
             if self.report.layout is Layout.KEYED_SUBREPORTS:
                 return common_track_records(result, self.report)
+            if self.report.layout is Layout.DAILY_ROWS:
+                return hour_records(result, self.report)
             return dimension_records(result, self.report)
         except MalformedResultError as error:
             raise _malformed(error, params, result) from None

@@ -12,6 +12,7 @@ from typing import Any
 
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import Catalog
 
 from tap_baidu_tongji.auth import (
     BaiduAuthenticator,
@@ -20,6 +21,7 @@ from tap_baidu_tongji.auth import (
     build_authenticator,
     build_token_store,
 )
+from tap_baidu_tongji.custom_reports import build_custom_reports
 from tap_baidu_tongji.redaction import register_secret
 from tap_baidu_tongji.reports import REPORTS
 from tap_baidu_tongji.request_budget import RequestBudget
@@ -81,6 +83,17 @@ def drop_repeated_schema_errors(schema_errors: list[str], own_errors: list[str])
     return kept
 
 
+def unknown_selected_streams(catalog: Catalog | None, known: set[str]) -> list[str]:
+    """Return the ids of selected catalog streams that are not in `known`, sorted."""
+    if catalog is None:
+        return []
+    return sorted(
+        entry.tap_stream_id
+        for entry in catalog.streams
+        if entry.tap_stream_id not in known and entry.metadata.resolve_selection()[()]
+    )
+
+
 class TapBaiduTongji(Tap):
     """Singer tap for Baidu Tongji (百度统计): every report/getData method, per site and day."""
 
@@ -105,6 +118,22 @@ class TapBaiduTongji(Tap):
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
 
+    def sync_all(self) -> None:
+        """Reject a catalog that selects streams this tap does not have, then sync.
+
+        The SDK skips such catalog entries without a word, so a misspelt or removed stream
+        would leave its table empty without telling anyone.
+        """
+        unknown = unknown_selected_streams(self.input_catalog, set(self.streams))
+        if unknown:
+            message = (
+                f"The catalog selects {', '.join(unknown)}, which tap-baidu-tongji does not "
+                f"have (its streams: {', '.join(sorted(self.streams))}). Remove them from the "
+                "catalog, or build a new catalog with --discover."
+            )
+            raise ConfigValidationError(message, errors=[message])
+        super().sync_all()
+
     @cached_property
     def request_budget(self) -> RequestBudget:
         """Return the request rate limit every stream and fetch thread shares."""
@@ -126,7 +155,8 @@ class TapBaiduTongji(Tap):
 
     def discover_streams(self) -> list[Any]:
         """Return the site list and one stream per report method; works offline."""
-        return [SitesStream(self), *build_report_streams(self, REPORTS)]
+        reports = [*REPORTS, *build_custom_reports(self.config.get("custom_reports"))]
+        return [SitesStream(self), *build_report_streams(self, reports)]
 
 
 if __name__ == "__main__":
