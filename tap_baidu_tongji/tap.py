@@ -118,11 +118,12 @@ class TapBaiduTongji(Tap):
             raise ConfigValidationError("Config validation failed", errors=errors)
         return errors
 
-    def sync_all(self) -> None:
-        """Reject a catalog that selects streams this tap does not have, then sync.
+    def setup_mapper(self) -> None:
+        """Reject a catalog that selects streams this tap does not have, then set up maps.
 
         The SDK skips such catalog entries without a word, so a misspelt or removed stream
-        would leave its table empty without telling anyone.
+        would leave its table empty without telling anyone. The SDK calls this once the
+        input catalog is loaded and before any request, but not for --discover.
         """
         unknown = unknown_selected_streams(self.input_catalog, set(self.streams))
         if unknown:
@@ -132,7 +133,7 @@ class TapBaiduTongji(Tap):
                 "catalog, or build a new catalog with --discover."
             )
             raise ConfigValidationError(message, errors=[message])
-        super().sync_all()
+        super().setup_mapper()
 
     @cached_property
     def request_budget(self) -> RequestBudget:
