@@ -68,6 +68,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "token_store_url",
         th.StringType,
+        secret=True,  # A connection URL may carry a password.
         description=(
             "PostgreSQL token store shared by every process that uses this API Key, such as "
             "postgresql://tap@db.example.com:5432/etl?table=tap_baidu_tongji_tokens (one row "

@@ -94,9 +94,9 @@ def test_cli_code_option(emu: Emulator, tmp_path: Path, language: str) -> None:
     assert tokens.client_id == emu.client_id
     assert_store_works(emu, store_path)
     assert str(store_path) in result.stdout
-    assert f"meltano config tap-baidu-tongji set client_id {emu.client_id}" in result.stdout
-    assert f"meltano config tap-baidu-tongji set token_store_path {store_path}" in result.stdout
-    assert "meltano config tap-baidu-tongji unset refresh_token" in result.stdout
+    assert f"meltano config set tap-baidu-tongji client_id {emu.client_id}" in result.stdout
+    assert f"meltano config set tap-baidu-tongji token_store_path {store_path}" in result.stdout
+    assert "meltano config unset tap-baidu-tongji refresh_token" in result.stdout
     if language == ENGLISH:
         assert "Authorization succeeded" in result.stdout
     else:

@@ -73,9 +73,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "next_steps": {
         ENGLISH: (
             "Next steps with Meltano (run them in the Meltano project folder):\n"
-            "   meltano config tap-baidu-tongji set client_id {client_id}\n"
-            "   meltano config tap-baidu-tongji set token_store_path {path}\n"
-            "   meltano config tap-baidu-tongji unset refresh_token\n"
+            "   meltano config set tap-baidu-tongji client_id {client_id}\n"
+            "   meltano config set tap-baidu-tongji token_store_path {path}\n"
+            "   meltano config unset tap-baidu-tongji refresh_token\n"
             "The last command matters only if refresh_token was set before: an old refresh "
             "token in the configuration would start a new token chain from that token.\n"
             "Also set client_secret to the Secret Key if it is not set yet; Meltano keeps "
@@ -84,9 +84,9 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         CHINESE: (
             "使用 Meltano 的后续步骤（在 Meltano 项目目录中执行）：\n"
-            "   meltano config tap-baidu-tongji set client_id {client_id}\n"
-            "   meltano config tap-baidu-tongji set token_store_path {path}\n"
-            "   meltano config tap-baidu-tongji unset refresh_token\n"
+            "   meltano config set tap-baidu-tongji client_id {client_id}\n"
+            "   meltano config set tap-baidu-tongji token_store_path {path}\n"
+            "   meltano config unset tap-baidu-tongji refresh_token\n"
             "只有之前设置过 refresh_token 时才需要最后一条命令：配置中的旧刷新令牌会让 tap "
             "从该令牌重新开始令牌链。\n"
             "如果尚未设置 client_secret，也请将其设为 Secret Key；Meltano 会把敏感设置保存在 "
