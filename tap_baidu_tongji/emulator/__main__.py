@@ -51,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         help="Rows per page when a request has no max_results.",
     )
+    data.add_argument(
+        "--page-count",
+        type=int,
+        default=0,
+        help="Paths in the visit/toppage/a and visit/landingpage/a catalogues (rows per day).",
+    )
+    data.add_argument(
+        "--traffic-scale",
+        type=float,
+        default=1.0,
+        help="Factor on every site's daily page views.",
+    )
 
     faults = parser.add_argument_group("faults")
     faults.add_argument(
@@ -152,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         client_secret=args.client_secret,
         seed_refresh_token=args.seed_refresh_token,
         access_token_ttl_seconds=args.access_token_ttl,
+        page_count=args.page_count,
+        traffic_scale=args.traffic_scale,
     )
     stop_requested = threading.Event()
 

@@ -137,17 +137,26 @@ class SiteInfo:
     created: dt.date
     scale: int
     """Typical page views per day."""
+    page_count: int = 0
+    """Paths in the visit/toppage/a and visit/landingpage/a catalogues; a count below the
+    built-in paths changes nothing."""
 
 
-def site_index(sites: Sequence[dict[str, object]]) -> dict[int, SiteInfo]:
-    """Index sites and their (nested) sub-directories by id; a sub-directory has its own data."""
+def site_index(
+    sites: Sequence[dict[str, object]], *, page_count: int = 0, traffic_scale: float = 1.0
+) -> dict[int, SiteInfo]:
+    """Index sites and their (nested) sub-directories by id; a sub-directory has its own data.
+
+    `page_count` and `traffic_scale` (a factor on every site's page views) let benchmarks ask
+    for thousands of rows per day; the defaults keep the demo data.
+    """
     index: dict[int, SiteInfo] = {}
 
     def visit(entry: dict[str, object], domain: str, id_key: str) -> None:
         site_id = int(str(entry[id_key]))
         created = dt.datetime.strptime(str(entry["create_time"]), "%Y-%m-%d %H:%M:%S").date()
-        scale = 300 + int(stable_fraction("scale", site_id) * 4000)
-        index[site_id] = SiteInfo(site_id, domain, created, scale)
+        scale = int((300 + int(stable_fraction("scale", site_id) * 4000)) * traffic_scale)
+        index[site_id] = SiteInfo(site_id, domain, created, scale, page_count)
         children = entry.get("sub_dir_list") or []
         assert isinstance(children, list)
         for child in children:
@@ -417,9 +426,11 @@ def catalogue(method: str, site: SiteInfo, params: dict[str, str]) -> list[Membe
     if method == "source/link/a":
         return [Member(f"http://{h}", (), 1.0 / (i + 1) ** 0.7) for i, h in enumerate(LINK_HOSTS)]
     if method in ("visit/toppage/a", "visit/landingpage/a"):
+        paths = list(PAGE_PATHS)
+        paths += [f"/archive/{i}.html" for i in range(len(paths), site.page_count)]
         pages = [
             Member(f"https://{host}{base_path}{path}", (), 1.0 / (i + 1) ** 0.8)
-            for i, path in enumerate(PAGE_PATHS)
+            for i, path in enumerate(paths)
         ]
         pages.append(Member("http://localhost:8080/", (), 0.05))
         return pages

@@ -128,12 +128,16 @@ class Emulator:
         client_secret: str = DEMO_CLIENT_SECRET,
         seed_refresh_token: str = DEMO_REFRESH_TOKEN,
         access_token_ttl_seconds: float = DEFAULT_ACCESS_TOKEN_TTL_SECONDS,
+        page_count: int = 0,
+        traffic_scale: float = 1.0,
     ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"invalid host {host!r}: the emulator binds 127.0.0.1 only")
         self.port = port
         self.sites: list[dict[str, object]] = copy.deepcopy(sites or data.default_sites())
-        self._site_index = data.site_index(self.sites)
+        self._site_index = data.site_index(
+            self.sites, page_count=page_count, traffic_scale=traffic_scale
+        )
         self._today = today
         self.page_size_default = page_size_default
         self.faults = faults if faults is not None else FaultPlan()
