@@ -103,6 +103,14 @@ SETTING_DESCRIPTIONS_ZH: dict[str, tuple[str, str]] = {
         "This process's shard, from 0 to shard_count - 1. Set it with shard_count.",
         "本进程负责的分片编号，取值 0 到 shard_count - 1，与 shard_count 一起设置。",
     ),
+    "custom_reports": (
+        "Extra streams, each a report/getData method with its own metrics and filters "
+        "(gran, source, clientDevice, visitor, area, viewType, domainType, flag), read "
+        "incrementally like the built-in reports.",
+        "自定义报告：每一项是一个 report/getData 方法，配上自己的指标和筛选条件"
+        "（gran、source、clientDevice、visitor、area、viewType、domainType、flag），"
+        "生成一个独立的流，和内置报告一样按天增量同步。",
+    ),
     "max_requests_per_second": (
         "Request budget shared by all streams, in requests per second. Baidu does not "
         "publish the limit; error 4 or HTTP 429 halves the rate for the rest of the run.",
