@@ -137,7 +137,7 @@ class ReportStream(TongjiStream):
         self.primary_keys = primary_keys(report)
         self.selected_by_default = report.selected_by_default
         self._last_state_message = time.monotonic()
-        self._permission_warned = False
+        self._permission_warned: set[int] = set()
 
     def request_params(self, site_id: int) -> dict[str, Any]:
         """Return the parameters every request of this stream sends for one site."""
@@ -182,7 +182,7 @@ class ReportStream(TongjiStream):
         except PermissionDeniedError as error:
             if not self.report.account_requirement:
                 self._stop_after_error(error)
-            if not self._permission_warned:
+            if site_id not in self._permission_warned:
                 self.logger.warning(
                     "Skipping %s for site %s: the account may not read it (%s). This report "
                     "needs %s.",
@@ -191,7 +191,7 @@ class ReportStream(TongjiStream):
                     error,
                     self.report.account_requirement,
                 )
-                self._permission_warned = True
+                self._permission_warned.add(site_id)
             return
         except Exception as error:
             self._stop_after_error(error)
