@@ -29,7 +29,7 @@ from tap_baidu_tongji.auth import (
 )
 from tap_baidu_tongji.auth.cli import exchange_code
 from tap_baidu_tongji.auth.messages import ENGLISH
-from tap_baidu_tongji.auth.token_store import TokenStoreError, sha256_hex
+from tap_baidu_tongji.auth.token_store import RefreshMarker, TokenStoreError, sha256_hex
 from tap_baidu_tongji.emulator import Emulator
 
 SITE_LIST_PATH = "/rest/2.0/tongji/config/getSiteList"
@@ -580,8 +580,20 @@ class UnwritableStore:
     def write(self, tokens: StoredTokens) -> None:
         raise TokenStoreError("Cannot write the token store (No space left on device).")
 
+    def read_refresh_marker(self) -> RefreshMarker | None:
+        return None
+
+    def write_refresh_marker(self, marker: RefreshMarker) -> None:
+        return None
+
+    def clear_refresh_marker(self) -> None:
+        return None
+
     def check_writable(self) -> None:
         return None
+
+    def refresh_marker_removal(self) -> str:
+        return "delete the refresh marker"
 
 
 def test_failed_store_write_stops(emu: Emulator, store_path: Path) -> None:

@@ -649,15 +649,16 @@ def kill_while_refreshing(
         time.sleep(0.1)
 
 
-def test_killed_worker_then_next_continues(
+def test_killed_worker_then_marker_cleared(
     emu: Emulator, store_url: str, postgres: psycopg.Connection[Any], table: str, tmp_path: Path
 ) -> None:
     make_authenticator(emu, store_url).access_token()
     age_row(postgres, table)
     store = PostgresTokenStore(store_url, client_id=emu.client_id)
     old_pair = read_row(store)
+    emu.clear_request_log()
     # The killed worker's request sleeps in the emulator for 60 s, so its refresh token is
-    # still unused when the next worker sends it.
+    # still unused while the next workers run.
     emu.faults.add_failure(
         Failure(FailureKind.TIMEOUT, endpoint=ENDPOINT_TOKEN, delay_seconds=60, first=1)
     )
@@ -665,6 +666,15 @@ def test_killed_worker_then_next_continues(
     kill_while_refreshing(emu, store_url, postgres, table, tmp_path / "killed")
 
     assert read_row(store) == old_pair
+    # The committed refresh marker stops the next worker before it sends the token.
+    stopped = start_worker(tap_store_config(emu, store_url), tmp_path / "stopped", time.time())
+    returncode, result, stderr = finish_worker(stopped)
+    assert returncode == 3, stderr
+    assert "An earlier run started a refresh" in result["message"]
+    assert refresh_requests(emu) == []
+    statement = result["message"].split("`UPDATE ", 1)[1].split("`", 1)[0]
+    postgres.execute(f"UPDATE {statement}")
+
     next_run = start_worker(tap_store_config(emu, store_url), tmp_path / "next", time.time())
     returncode, result, stderr = finish_worker(next_run)
     assert returncode == 0, stderr
@@ -699,9 +709,11 @@ def test_killed_worker_then_next_stops(
     returncode, result, stderr = finish_worker(next_run)
     assert returncode == 3, stderr
     assert result["outcome"] == "authorization_required"
+    assert "An earlier run started a refresh" in result["message"]
     assert "tap-baidu-tongji-auth --token-store-path new-tokens.json" in result["message"]
     assert store_url in result["message"]
     # The table still holds the last pair that was saved, never a half-written one.
     assert read_row(store) == old_pair
+    # The refresh marker kept the next worker from replaying the spent refresh token.
     rejected = [entry.oauth_error for entry in refresh_requests(emu)]
-    assert rejected == [None, "expired_token"]
+    assert rejected == [None]

@@ -4,9 +4,11 @@ Baidu issues a new refresh token with every refresh and the old one stops workin
 refresh whose result is lost locks the user out until they authorize again by hand. This
 module therefore refreshes only when needed (access tokens live 30 days), refreshes under the
 token store's lock, writes the new pair before using it, and never replays a refresh request
-whose outcome is unknown. singer-sdk 0.54's `OAuthAuthenticator.update_access_token` is not
-used: it refreshes on the first request of every run and its session retries the POST after
-a read timeout.
+whose outcome is unknown. A refresh marker, stored before each refresh request and removed
+with the new pair, carries that rule across processes: a run killed during a refresh
+leaves the marker, and later runs do not send the refresh token it names.
+singer-sdk 0.54's `OAuthAuthenticator.update_access_token` is not used: it refreshes on the
+first request of every run and its session retries the POST after a read timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from urllib3.util.retry import Retry
 from tap_baidu_tongji.auth.postgres_store import URL_SCHEMES, PostgresTokenStore
 from tap_baidu_tongji.auth.token_store import (
     FileTokenStore,
+    RefreshMarker,
     StoredTokens,
     TokenStore,
     TokenStoreError,
@@ -300,6 +303,11 @@ class BaiduAuthenticator(requests.auth.AuthBase):
                 "token chain may be broken and the token is not sent again. "
                 f"{reauthorize_instructions(self.store.location)}"
             )
+        refresh_sha256 = sha256_hex(refresh_token)
+        self._check_refresh_marker(session, refresh_sha256)
+        # Stored before the request, so that a process killed while the request is in flight
+        # or before the new pair is stored leaves a record that the token may be spent.
+        session.write_refresh_marker(RefreshMarker(refresh_sha256, utc_now()))
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -311,6 +319,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             response = self._http.post(self.token_url, data=form, timeout=self.timeout)
         except requests.exceptions.RequestException as exc:
             if _failed_before_sending(exc):
+                self._clear_marker_after_known_outcome(session)
                 raise TokenEndpointUnavailable(
                     f"Cannot connect to the token endpoint {self.token_url} ({_describe(exc)}). "
                     "The refresh token was not sent and is still "
@@ -323,6 +332,8 @@ class BaiduAuthenticator(requests.auth.AuthBase):
         body = _json_object(response)
         error = body.get("error") if body is not None else None
         if body is not None and 400 <= response.status_code < 500 and isinstance(error, str):
+            # The endpoint rejected the token, so this request did not spend it.
+            self._clear_marker_after_known_outcome(session)
             raise self._oauth_error(error, body)
 
         tokens = None
@@ -336,6 +347,7 @@ class BaiduAuthenticator(requests.auth.AuthBase):
             )
 
         # The old refresh token is spent now: the new pair must be on disk before any use.
+        # The write also removes the refresh marker. If it fails, the marker stays.
         try:
             session.write(tokens)
         except TokenStoreError as exc:
@@ -352,6 +364,42 @@ class BaiduAuthenticator(requests.auth.AuthBase):
         return _CurrentToken(
             tokens.access_token, tokens.expires_at, tokens.obtained_at, SOURCE_REFRESHED, forced
         )
+
+    def _check_refresh_marker(self, session: TokenStoreSession, refresh_sha256: str) -> None:
+        """Raise `AuthorizationRequired` if an earlier refresh with this token did not finish.
+
+        A marker of another refresh token is left over from a chain the store has moved on
+        from (or that the user replaced by authorizing again), so it is removed.
+        """
+        marker = session.read_refresh_marker()
+        if marker is None:
+            return
+        started = _format_expiry(marker.started_at)
+        if marker.refresh_token_sha256 != refresh_sha256:
+            self.logger.info(
+                "Removing the refresh marker of a refresh started %s with another refresh "
+                "token; the token store no longer contains that token.",
+                started,
+            )
+            session.clear_refresh_marker()
+            return
+        raise AuthorizationRequired(
+            f"An earlier run started a refresh of the access token at {started} with the "
+            "refresh token this run would send, and did not store the result: it stopped "
+            "during the refresh, or the outcome was unknown. Baidu may already have spent "
+            "that refresh token, so it is not sent again. "
+            f"{reauthorize_instructions(self.store.location)} Only if you are certain that "
+            "the earlier refresh request never left this machine, "
+            f"{self.store.refresh_marker_removal()} and run the tap again."
+        )
+
+    def _clear_marker_after_known_outcome(self, session: TokenStoreSession) -> None:
+        # The token was not spent, so the marker must not block later runs. A marker that
+        # cannot be removed only makes a later run stop with the marker message.
+        try:
+            session.clear_refresh_marker()
+        except TokenStoreError as exc:
+            self.logger.warning("Cannot remove the refresh marker: %s", exc)
 
     def _tokens_from_response(
         self, body: Mapping[str, Any], sent_refresh_token: str, seed_sha256: str
@@ -405,8 +453,10 @@ class BaiduAuthenticator(requests.auth.AuthBase):
         raise AuthorizationRequired(
             f"Refreshing the access token failed with an unknown outcome ({what_happened}). "
             "Baidu may have consumed the refresh token, and sending it again would be rejected, "
-            "so the token chain may be broken. If a later run also fails, "
-            f"{reauthorize_instructions(self.store.location)}"
+            "so the token chain may be broken and later runs do not send it again either. "
+            f"{reauthorize_instructions(self.store.location)} Only if you are certain that "
+            f"the refresh request never reached Baidu, {self.store.refresh_marker_removal()} "
+            "and run the tap again."
         )
 
     def _oauth_error(self, error: str, body: Mapping[str, Any]) -> FatalAPIError:

@@ -1,10 +1,19 @@
 """A token store in a PostgreSQL table, shared by every worker of a fleet on any machine.
 
-One row per Baidu app (API Key, the `client_id` column) contains the current token pair.
-`locked()` opens a transaction and takes the row's lock with `SELECT ... FOR UPDATE`, so the
-read -> refresh -> write of one worker excludes every other worker, wherever it runs. A
-worker that dies inside the transaction loses its connection, and the server then rolls the
-transaction back and releases the lock, so the previous pair stays in the table.
+One row per Baidu app (API Key, the `client_id` column) contains the current token pair and
+the refresh marker (see `tap_baidu_tongji.auth.token_store`).
+
+The marker must be committed before the refresh request is sent, so one `SELECT ... FOR
+UPDATE` transaction cannot span read -> marker -> request -> write: the commit would end
+the transaction and release the row lock, and a waiting worker would then read the marker
+of a refresh that is still running and stop. `locked()` therefore first takes a
+session-level advisory lock keyed on the table and client_id, which survives commits, and
+then locks the row with `SELECT ... FOR UPDATE` in a transaction. Every commit inside the
+block (of the marker, of the new pair) is followed by a new transaction that locks the row
+again. The row lock keeps `idle_in_transaction_session_timeout` in force while the worker
+waits for Baidu. A worker that dies loses its connection, and the server then rolls back
+its open transaction and releases both locks, so the table keeps the last committed pair
+and marker.
 
 psycopg is imported only when a store is opened, so the tap runs without it as long as
 `token_store_url` is not set.
@@ -24,6 +33,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from tap_baidu_tongji.auth.token_store import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     STORE_FORMAT_VERSION,
+    RefreshMarker,
     StoredTokens,
     TokenStoreCorruptError,
     TokenStoreError,
@@ -38,6 +48,8 @@ DEFAULT_TABLE = "tap_baidu_tongji_tokens"
 URL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 """Accepted schemes of token_store_url. The SQLAlchemy form that Meltano uses is accepted too."""
 CONNECT_TIMEOUT_SECONDS = 10
+MARKER_COLUMNS = ("refresh_marker_sha256", "refresh_started_at")
+"""Columns of the refresh marker, added to a table created before they existed."""
 IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 600
 """The server ends a lock holder's session after this much silence, so a frozen worker (a
 paused VM, a network partition) cannot keep the row locked forever. A refresh takes at most
@@ -149,6 +161,16 @@ class PostgresTokenStore:
     def __repr__(self) -> str:
         return f"PostgresTokenStore({self.location!r})"
 
+    def refresh_marker_removal(self) -> str:
+        """Return the SQL statement that clears this client_id's refresh marker."""
+        client_id = self.client_id.replace("'", "''")
+        # A statement for the user to run by hand; the tap never executes it.
+        statement = (
+            f"UPDATE {self._qualified_name()} SET {MARKER_COLUMNS[0]} = NULL, "  # noqa: S608
+            f"{MARKER_COLUMNS[1]} = NULL WHERE client_id = '{client_id}'"
+        )
+        return f"clear the refresh marker in {self.location} with `{statement}`"
+
     def create_table_sql(self) -> str:
         """Return the CREATE TABLE statement of the store's table, for a DBA to run."""
         return self._create_table_query().as_string(None)
@@ -199,9 +221,10 @@ class PostgresTokenStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[_PostgresTokenStoreSession]:
-        """Hold the row lock of this client_id in an open transaction while in the block.
+        """Hold this client_id's advisory lock and its row lock while in the block.
 
-        The transaction commits on a normal exit and rolls back when the block raises.
+        The row lock is taken in an open transaction, which commits on a normal exit and
+        rolls back when the block raises. Closing the connection releases the advisory lock.
 
         Raises:
             TokenStoreError: the server cannot be reached, or the lock was not acquired
@@ -215,6 +238,7 @@ class PostgresTokenStore:
         with connection:
             try:
                 self._ensure_table(connection)
+                self._lock_session(connection)
                 self._lock_row(connection)
             except driver.errors.LockNotAvailable:
                 raise TokenStoreError(
@@ -263,6 +287,8 @@ class PostgresTokenStore:
                 "expires_at timestamptz, "
                 "obtained_at timestamptz, "
                 "seed_sha256 text, "
+                "refresh_marker_sha256 text, "
+                "refresh_started_at timestamptz, "
                 "updated_at timestamptz NOT NULL DEFAULT now())"
             )
             .format(self._table_identifier(), self._sql().Literal(STORE_FORMAT_VERSION))
@@ -288,6 +314,7 @@ class PostgresTokenStore:
 
     def _ensure_table(self, connection: psycopg.Connection[Any]) -> None:
         if self._table_exists(connection):
+            self._ensure_marker_columns(connection)
             return
         # Two workers that run CREATE TABLE IF NOT EXISTS at once can both pass the check and
         # one then fails on a catalog unique index, so creation is serialised by an advisory
@@ -300,6 +327,43 @@ class PostgresTokenStore:
         connection.commit()
         self.logger.info("Created the token store table %s in %s.", self._qualified_name(),
                          self.location)  # fmt: skip
+
+    def _ensure_marker_columns(self, connection: psycopg.Connection[Any]) -> None:
+        """Add the refresh marker columns to a table created before they existed."""
+        row = connection.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attname = ANY(%s) AND NOT attisdropped",
+            [self._table_identifier().as_string(connection), list(MARKER_COLUMNS)],
+        ).fetchone()
+        connection.commit()
+        if row is not None and row[0] == len(MARKER_COLUMNS):
+            return
+        sql = self._sql()
+        connection.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS refresh_marker_sha256 text, "
+                "ADD COLUMN IF NOT EXISTS refresh_started_at timestamptz"
+            ).format(self._table_identifier())
+        )
+        connection.commit()
+
+    def _lock_session(self, connection: psycopg.Connection[Any]) -> None:
+        """Take the session-level advisory lock of this client_id, which outlives commits.
+
+        Raises:
+            psycopg.errors.LockNotAvailable: not acquired within `lock_timeout_seconds`.
+        """
+        connection.execute(
+            "SELECT set_config('lock_timeout', %s, true)",
+            [f"{int(self.lock_timeout_seconds * 1000)}ms"],
+        )
+        # The two-key form has its own key space, apart from the one-key lock of
+        # _ensure_table. A hash collision with another application's lock only adds waiting.
+        connection.execute(
+            "SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))",
+            [f"tap-baidu-tongji token store {self._qualified_name()}", self.client_id],
+        )
+        connection.commit()
 
     def _lock_row(self, connection: psycopg.Connection[Any], *, skip_locked: bool = False) -> None:
         """Start a transaction that holds the lock of this client_id's row, creating the row."""
@@ -354,7 +418,8 @@ class PostgresTokenStore:
             self._sql()
             .SQL(
                 "UPDATE {} SET format_version = %s, refresh_token = %s, access_token = %s, "
-                "expires_at = %s, obtained_at = %s, seed_sha256 = %s, updated_at = now() "
+                "expires_at = %s, obtained_at = %s, seed_sha256 = %s, "
+                "refresh_marker_sha256 = NULL, refresh_started_at = NULL, updated_at = now() "
                 "WHERE client_id = %s"
             )
             .format(self._table_identifier())
@@ -372,6 +437,39 @@ class PostgresTokenStore:
             )
         # Commit now, so that the new pair is durable before the caller uses it, then lock
         # the row again for the rest of the block.
+        connection.commit()
+        self._lock_row(connection)
+
+    def _read_marker(self, connection: psycopg.Connection[Any]) -> RefreshMarker | None:
+        query = (
+            self._sql()
+            .SQL("SELECT refresh_marker_sha256, refresh_started_at FROM {} WHERE client_id = %s")
+            .format(self._table_identifier())
+        )
+        row = connection.execute(query, [self.client_id]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        digest, started_at = row
+        if not isinstance(started_at, datetime.datetime) or started_at.tzinfo is None:
+            # A marker without its time still marks the token as possibly spent.
+            started_at = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+        return RefreshMarker(str(digest), started_at.astimezone(datetime.timezone.utc))
+
+    def _set_marker(
+        self, connection: psycopg.Connection[Any], marker: RefreshMarker | None
+    ) -> None:
+        query = (
+            self._sql()
+            .SQL(
+                "UPDATE {} SET refresh_marker_sha256 = %s, refresh_started_at = %s "
+                "WHERE client_id = %s"
+            )
+            .format(self._table_identifier())
+        )
+        values = (marker.refresh_token_sha256, marker.started_at) if marker else (None, None)
+        connection.execute(query, [*values, self.client_id])
+        # Committed before the caller sends the refresh request. The advisory lock of
+        # `locked()` keeps other workers out until the row is locked again.
         connection.commit()
         self._lock_row(connection)
 
@@ -438,5 +536,26 @@ class _PostgresTokenStoreSession:
         driver = _import_psycopg()
         try:
             self._store._write(self._connection, tokens)
+        except driver.Error as exc:
+            raise self._store._error("write", exc) from None
+
+    def read_refresh_marker(self) -> RefreshMarker | None:
+        driver = _import_psycopg()
+        try:
+            return self._store._read_marker(self._connection)
+        except driver.Error as exc:
+            raise self._store._error("read", exc) from None
+
+    def write_refresh_marker(self, marker: RefreshMarker) -> None:
+        driver = _import_psycopg()
+        try:
+            self._store._set_marker(self._connection, marker)
+        except driver.Error as exc:
+            raise self._store._error("write", exc) from None
+
+    def clear_refresh_marker(self) -> None:
+        driver = _import_psycopg()
+        try:
+            self._store._set_marker(self._connection, None)
         except driver.Error as exc:
             raise self._store._error("write", exc) from None

@@ -5,6 +5,12 @@ returned by a refresh must reach the disk before anything else happens, and two 
 must never refresh at the same time. `TokenStore.locked()` gives exclusive access around
 read -> refresh -> write. `FileTokenStore` is the JSON-file implementation. Another
 backend (for example PostgreSQL) can implement the same protocol.
+
+A process can die after Baidu spent the refresh token and before the new pair is stored.
+The store would then still contain the spent token, and the next run would send it again.
+So before each refresh request the authenticator durably records a `RefreshMarker` for the
+token it sends, and storing the new pair removes it. A later run that finds a marker for
+the token it is about to send does not send it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 """Wait for another process's refresh. A refresh takes at most a few request timeouts."""
 
 _TEMP_SUFFIX = ".tmp"
+MARKER_SUFFIX = ".refresh-in-progress"
 _LOGGER = logging.getLogger(__name__)
 
 
@@ -123,6 +130,39 @@ class StoredTokens:
         )
 
 
+@dataclass(frozen=True)
+class RefreshMarker:
+    """A write-ahead record that a refresh with one refresh token was started."""
+
+    refresh_token_sha256: str
+    """SHA-256 hex of the refresh token the refresh sends. The token itself is not kept."""
+    started_at: datetime.datetime
+    """When the refresh started, aware UTC."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON object of this marker."""
+        return {
+            "version": STORE_FORMAT_VERSION,
+            "refresh_token_sha256": self.refresh_token_sha256,
+            "started_at": _format_time(self.started_at),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RefreshMarker:
+        """Build a marker from its JSON object.
+
+        Raises:
+            ValueError: the object is not a marker.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("the top level is not a JSON object")
+        digest = data.get("refresh_token_sha256")
+        started_at = data.get("started_at")
+        if not isinstance(digest, str) or not digest or not isinstance(started_at, str):
+            raise ValueError("missing or invalid fields: refresh_token_sha256, started_at")
+        return cls(digest, _parse_time(started_at, "started_at"))
+
+
 def _format_time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -145,7 +185,23 @@ class TokenStoreSession(Protocol):
         ...
 
     def write(self, tokens: StoredTokens) -> None:
-        """Replace the stored pair durably: after a return, a crash cannot lose it."""
+        """Replace the stored pair durably and remove the refresh marker.
+
+        After a return, a crash cannot lose the pair. A crash can leave the marker behind
+        only if the marker cannot match the stored refresh token any more.
+        """
+        ...
+
+    def read_refresh_marker(self) -> RefreshMarker | None:
+        """Return the refresh marker, or None when there is none."""
+        ...
+
+    def write_refresh_marker(self, marker: RefreshMarker) -> None:
+        """Replace the refresh marker durably: after a return, every later session reads it."""
+        ...
+
+    def clear_refresh_marker(self) -> None:
+        """Remove the refresh marker if there is one."""
         ...
 
 
@@ -163,6 +219,10 @@ class TokenStore(Protocol):
 
     def check_writable(self) -> None:
         """Raise `TokenStoreNotWritableError` unless the store can be written."""
+        ...
+
+    def refresh_marker_removal(self) -> str:
+        """Return the step that removes the refresh marker by hand, for messages."""
         ...
 
 
@@ -185,6 +245,12 @@ class FileTokenStore:
     over the store, after which the folder is fsynced. A crash at any point leaves either
     the previous or the new file. The file has mode 0600, and a folder the store creates
     has mode 0700.
+
+    The refresh marker is the file `<path>.refresh-in-progress`, written the same way. It is
+    a separate file so that the store file keeps one format and the first refresh from a
+    configured refresh token can be marked before any store file exists. Storing a new
+    pair renames the store file first and deletes the marker after that. A crash in between
+    leaves a marker of the previous refresh token, which matches no token that is sent again.
     """
 
     def __init__(
@@ -196,6 +262,7 @@ class FileTokenStore:
     ) -> None:
         self.path = Path(path).expanduser().absolute()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.marker_path = self.path.with_name(self.path.name + MARKER_SUFFIX)
         self.lock_timeout_seconds = lock_timeout_seconds
         self.logger = logger or _LOGGER
         self._permissions_warned = False
@@ -207,6 +274,10 @@ class FileTokenStore:
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.location!r})"
+
+    def refresh_marker_removal(self) -> str:
+        """Return the command that deletes the marker file."""
+        return f"delete the marker file with `rm {self.marker_path}`"
 
     def check_writable(self) -> None:
         """Create the folder if needed and prove that a file can be created and renamed in it.
@@ -317,8 +388,53 @@ class FileTokenStore:
             ) from None
 
     def _write(self, tokens: StoredTokens) -> None:
+        self._replace_file(self.path, tokens.to_json())
+        # The pair is durable now. A marker left behind by a crash or an error here names
+        # a refresh token that the store no longer contains, and the next refresh removes it.
+        try:
+            self._clear_marker()
+        except OSError as exc:
+            self.logger.warning(
+                "Stored the new token pair, but cannot delete the refresh marker %s (%s); "
+                "the next refresh removes it.",
+                self.marker_path,
+                exc.strerror,
+            )
+
+    def _read_marker(self) -> RefreshMarker | None:
+        try:
+            raw = self.marker_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TokenStoreError(
+                f"Cannot read the refresh marker {self.marker_path} ({exc.strerror}). Give the "
+                "user running the tap read and write access to it."
+            ) from None
+        try:
+            return RefreshMarker.from_json(json.loads(raw.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            raise TokenStoreCorruptError(
+                f"The refresh marker {self.marker_path} is corrupt: {exc}. An earlier run may "
+                "have stopped during a refresh. If the token store's refresh token may have "
+                "been sent in that refresh, authorize again with `tap-baidu-tongji-auth "
+                f"--token-store-path {self.path}`; otherwise delete the marker file."
+            ) from None
+
+    def _write_marker(self, marker: RefreshMarker) -> None:
+        self._replace_file(self.marker_path, marker.to_json())
+
+    def _clear_marker(self) -> None:
+        try:
+            self.marker_path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_folder(self.path.parent)
+
+    def _replace_file(self, path: Path, content: dict[str, Any]) -> None:
+        """Replace `path` with `content` as JSON, atomically and durably, with mode 0600."""
         self._ensure_folder()
-        payload = json.dumps(tokens.to_json(), indent=2).encode("utf-8") + b"\n"
+        payload = json.dumps(content, indent=2).encode("utf-8") + b"\n"
         # mkstemp creates the file with mode 0600, so no other user sees the tokens at any time.
         descriptor, temp_name = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=_TEMP_SUFFIX
@@ -328,7 +444,7 @@ class FileTokenStore:
                 handle.write(payload)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
+            os.replace(temp_name, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
@@ -361,4 +477,25 @@ class _FileTokenStoreSession:
             raise TokenStoreError(
                 f"Cannot write the token store {self._store.path} ({exc.strerror}). Free disk "
                 "space or fix the permissions of its folder."
+            ) from None
+
+    def read_refresh_marker(self) -> RefreshMarker | None:
+        return self._store._read_marker()
+
+    def write_refresh_marker(self, marker: RefreshMarker) -> None:
+        try:
+            self._store._write_marker(marker)
+        except OSError as exc:
+            raise TokenStoreError(
+                f"Cannot write the refresh marker {self._store.marker_path} ({exc.strerror}). "
+                "Free disk space or fix the permissions of its folder."
+            ) from None
+
+    def clear_refresh_marker(self) -> None:
+        try:
+            self._store._clear_marker()
+        except OSError as exc:
+            raise TokenStoreError(
+                f"Cannot delete the refresh marker {self._store.marker_path} ({exc.strerror}). "
+                "Fix the permissions of its folder."
             ) from None
