@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import yaml
 
 from tap_baidu_tongji.dates import beijing_today
 from tap_baidu_tongji.emulator import Emulator
-from tap_baidu_tongji.settings import CONFIG_SCHEMA
 from tests.pipeline_helpers import (
     DEFAULT_STREAMS,
     PLUGIN_DIR,
@@ -55,6 +55,20 @@ PROJECT_DEFAULTS = {"token_store_path"}
 
 ROW_COUNT_SCRIPT = REPO_ROOT / "scripts" / "duckdb_row_counts.py"
 DUCKDB_PYTHON = PLUGIN_DIR / "loaders/target-duckdb/venv/bin/python"
+
+
+@pytest.fixture(scope="module")
+def tap_settings_schema() -> dict[str, Any]:
+    """Return the settings that `tap-baidu-tongji --about` lists, SDK built-ins included."""
+    executable = Path(sys.executable).parent / "tap-baidu-tongji"
+    output = subprocess.run(
+        [str(executable), "--about", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    properties: dict[str, Any] = json.loads(output)["settings"]["properties"]
+    return properties
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +112,13 @@ def test_every_plugin_has_pip_url(project: dict[str, Any]) -> None:
             assert entry.get("namespace"), f"{plugin_type} {entry['name']} has no namespace"
 
 
-def test_settings_match_tap_schema(project: dict[str, Any]) -> None:
+def test_settings_match_tap_schema(
+    project: dict[str, Any], tap_settings_schema: dict[str, Any]
+) -> None:
     settings = plugin(project, "extractors", "tap-baidu-tongji")["settings"]
     names = [setting["name"] for setting in settings]
     assert len(names) == len(set(names))
-    assert set(names) == set(CONFIG_SCHEMA["properties"])
+    assert set(names) == set(tap_settings_schema)
 
 
 def test_settings_are_described(project: dict[str, Any]) -> None:
@@ -112,25 +128,31 @@ def test_settings_are_described(project: dict[str, Any]) -> None:
         assert setting.get("kind") in MELTANO_SETTING_KINDS, setting["name"]
 
 
-def test_setting_kinds_match_tap_types(project: dict[str, Any]) -> None:
+def test_setting_kinds_match_tap_types(
+    project: dict[str, Any], tap_settings_schema: dict[str, Any]
+) -> None:
     for setting in plugin(project, "extractors", "tap-baidu-tongji")["settings"]:
-        schema = CONFIG_SCHEMA["properties"][setting["name"]]
+        schema = tap_settings_schema[setting["name"]]
         allowed = set().union(*(JSON_SCHEMA_KINDS[kind] for kind in json_types(schema)))
         assert setting["kind"] in allowed, setting["name"]
 
 
-def test_secret_settings_are_sensitive(project: dict[str, Any]) -> None:
+def test_secret_settings_are_sensitive(
+    project: dict[str, Any], tap_settings_schema: dict[str, Any]
+) -> None:
     for setting in plugin(project, "extractors", "tap-baidu-tongji")["settings"]:
-        schema = CONFIG_SCHEMA["properties"][setting["name"]]
+        schema = tap_settings_schema[setting["name"]]
         if schema.get("secret"):
             assert setting.get("sensitive") is True, setting["name"]
 
 
-def test_setting_defaults_match_tap(project: dict[str, Any]) -> None:
+def test_setting_defaults_match_tap(
+    project: dict[str, Any], tap_settings_schema: dict[str, Any]
+) -> None:
     for setting in plugin(project, "extractors", "tap-baidu-tongji")["settings"]:
         if setting["name"] in PROJECT_DEFAULTS:
             continue
-        schema = CONFIG_SCHEMA["properties"][setting["name"]]
+        schema = tap_settings_schema[setting["name"]]
         assert setting.get("value") == schema.get("default"), setting["name"]
 
 
