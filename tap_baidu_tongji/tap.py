@@ -15,6 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Catalog
 
 from tap_baidu_tongji.auth import (
+    AuthorizationRequired,
     BaiduAuthenticator,
     PostgresTokenStore,
     TokenStoreError,
@@ -22,6 +23,7 @@ from tap_baidu_tongji.auth import (
     build_token_store,
 )
 from tap_baidu_tongji.custom_reports import build_custom_reports
+from tap_baidu_tongji.output import BufferedSingerWriter
 from tap_baidu_tongji.redaction import register_secret
 from tap_baidu_tongji.reports import REPORTS
 from tap_baidu_tongji.request_budget import RequestBudget
@@ -100,6 +102,7 @@ class TapBaiduTongji(Tap):
     name = "tap-baidu-tongji"
     package_name = "tap-baidu-tongji"
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = BufferedSingerWriter
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Check the settings against the schema and the tap's own rules, before any request."""
@@ -134,6 +137,20 @@ class TapBaiduTongji(Tap):
             )
             raise ConfigValidationError(message, errors=[message])
         super().setup_mapper()
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:
+        """Run the tap, and stop with one error line when the user must fix the tokens.
+
+        These messages already say what failed and what to do, so the traceback that the
+        CLI would print under them is logged at DEBUG only.
+        """
+        try:
+            super().invoke(**kwargs)
+        except (AuthorizationRequired, TokenStoreError) as error:
+            cls.logger.debug("The run stopped on this token error:", exc_info=True)
+            cls.logger.error("%s", error)
+            raise SystemExit(1) from None
 
     @cached_property
     def request_budget(self) -> RequestBudget:
