@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,10 +119,12 @@ def clean_environment() -> dict[str, str]:
 
 @dataclass
 class MeltanoProject:
-    """The repository's Meltano project, run with its own system database and settings.
+    """A private copy of the repository's Meltano project, with its own state and run files.
 
-    Plugin venvs are shared with the repository's `.meltano/`, but the system database
-    (state and run history) lives in `work_dir`, so runs never touch a developer's state.
+    `project_dir` holds a copy of meltano.yml and a `.meltano/` whose extractors and loaders
+    link to the plugin venvs that `make test` installed in the repository. Catalog and config
+    files (`.meltano/run/`) and the system database (state and run history) are private, so
+    tests that run at the same time, and a developer's own runs, never share them.
     """
 
     work_dir: Path
@@ -129,24 +132,43 @@ class MeltanoProject:
     settings: dict[str, str] = field(default_factory=dict)
     """Environment variables such as TAP_BAIDU_TONGJI_START_DATE that configure the plugins."""
 
+    def __post_init__(self) -> None:
+        system_dir = self.project_dir / ".meltano"
+        system_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / "meltano.yml", self.project_dir / "meltano.yml")
+        for plugin_type in ("extractors", "loaders"):
+            link = system_dir / plugin_type
+            if not link.exists():
+                link.symlink_to(PLUGIN_DIR / plugin_type, target_is_directory=True)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.work_dir / "project"
+
     @property
     def database_uri(self) -> str:
         return f"sqlite:///{self.work_dir / 'meltano.db'}"
 
-    def run_command(
-        self, *args: str, settings: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run `meltano --environment <env> ARGS` in the project and fail the test if it fails."""
+    def environment_variables(self, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Return the environment for a meltano command: clean, with the plugin settings."""
         env = clean_environment()
         env.update(self.settings)
         env.update(settings or {})
         env["MELTANO_DATABASE_URI"] = self.database_uri
         env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        # The plugin venvs are shared links, so meltano must never reinstall into them.
+        env["MELTANO_AUTO_INSTALL"] = "false"
+        return env
+
+    def run_command(
+        self, *args: str, settings: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `meltano --environment <env> ARGS` in the project and fail the test if it fails."""
         command = [str(MELTANO_BIN), "--environment", self.environment, *args]
         completed = subprocess.run(
             command,
-            cwd=REPO_ROOT,
-            env=env,
+            cwd=self.project_dir,
+            env=self.environment_variables(settings),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -172,6 +194,34 @@ class MeltanoProject:
         """Return the state that meltano stored under `state_id`."""
         output = self.run_command("state", "get", state_id).stdout
         return json.loads(output)
+
+
+def descendant_process_ids(root_pid: int) -> list[int]:
+    """Return the ids of the running processes below `root_pid`, read from /proc (Linux only).
+
+    Tests that stop a plugin inside `meltano run` use this to find their own tap, instead of
+    matching command lines that other test runs share.
+    """
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in brackets may contain spaces, so fields are read after it.
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = int(fields[1])
+
+    found: list[int] = []
+    frontier = [root_pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def tap_settings(emulator: Emulator, token_store: Path, **settings: Any) -> dict[str, str]:
