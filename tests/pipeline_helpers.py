@@ -45,7 +45,7 @@ PLUGIN_EXECUTABLES = {
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
 POSTGRES_DATABASE = "test"
-# Trust authentication on 127.0.0.1 is assumed; PGUSER picks another role.
+# The server must trust connections from 127.0.0.1. PGUSER picks another role.
 POSTGRES_USERS = (os.environ["PGUSER"],) if os.environ.get("PGUSER") else ("root", "postgres")
 
 # Variables of the calling shell that would change what the tests configure.
@@ -121,7 +121,7 @@ def clean_environment() -> dict[str, str]:
 class MeltanoProject:
     """A private copy of the repository's Meltano project, with its own state and run files.
 
-    `project_dir` holds a copy of meltano.yml and a `.meltano/` whose extractors and loaders
+    `project_dir` contains a copy of meltano.yml and a `.meltano/` whose extractors and loaders
     link to the plugin venvs that `make test` installed in the repository. Catalog and config
     files (`.meltano/run/`) and the system database (state and run history) are private, so
     tests that run at the same time, and a developer's own runs, never share them.
