@@ -1,7 +1,7 @@
 """A tap killed in the middle of a sync, then run again from its last STATE, loses no row.
 
-NOTE: this drives the tap CLI alone. The same kill through `meltano run ... target-postgres`
-is not tested here, so a target that stores STATE before its rows is not covered.
+This drives the tap CLI alone; tests/test_pipeline_kill_resume.py does the same kill inside
+`meltano run ... target-postgres`.
 """
 
 from __future__ import annotations
