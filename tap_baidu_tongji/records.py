@@ -108,28 +108,41 @@ CONVERTERS: dict[ValueKind, Converter] = {
     ValueKind.STRING: to_text,
 }
 
+UNCHANGED_TYPES: dict[ValueKind, type | None] = {
+    ValueKind.INTEGER: int,
+    ValueKind.NUMBER: float,
+    ValueKind.STRING: None,
+}
+"""The cell type that each converter returns unchanged, so `apply_plan` may skip the call."""
 
-def metric_plan(fields: Sequence[Any], wanted: Sequence[str]) -> list[tuple[int, str, Converter]]:
+MetricPlan = list[tuple[int, str, Converter, type | None]]
+
+
+def metric_plan(fields: Sequence[Any], wanted: Sequence[str]) -> MetricPlan:
     """Plan once per response which value index feeds which metric column, and how.
 
     `fields[0]` is the dimension; value row index `i` holds `fields[i + 1]`. Fields the
     report does not know are skipped, and wanted metrics absent from `fields` stay null.
     """
     wanted_set = set(wanted)
-    plan = []
+    plan: MetricPlan = []
     for index, name in enumerate(fields[1:]):
         if name in wanted_set:
-            plan.append((index, name, CONVERTERS[METRICS[name].kind]))
+            kind = METRICS[name].kind
+            plan.append((index, name, CONVERTERS[kind], UNCHANGED_TYPES[kind]))
     return plan
 
 
-def apply_plan(
-    values: Sequence[Any], plan: list[tuple[int, str, Converter]], record: Record
-) -> None:
+def apply_plan(values: Sequence[Any], plan: MetricPlan, record: Record) -> None:
     """Fill `record` with the converted values of one row, as planned by `metric_plan`."""
-    for index, name, convert in plan:
+    for index, name, convert, unchanged_type in plan:
+        value = values[index]
+        # Most cells are JSON numbers of the metric's own type; `type(...) is` leaves out bool.
+        if type(value) is unchanged_type:
+            record[name] = value
+            continue
         try:
-            record[name] = convert(values[index])
+            record[name] = convert(value)
         except MalformedResultError as error:
             msg = f"metric {name}: {error}"
             raise MalformedResultError(msg) from None
@@ -158,11 +171,12 @@ def _rows(result: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[Any]]:
     )
     width = len(fields) - 1
     for row in values:
-        _require(
-            isinstance(row, list) and len(row) == width,
-            f"a value row has {len(row) if isinstance(row, list) else 'no'} values, "
-            f"`fields` names {width}",
-        )
+        # A plain `if`, not `_require`, so the message is only formatted for a bad row.
+        if not (isinstance(row, list) and len(row) == width):
+            raise MalformedResultError(
+                f"a value row has {len(row) if isinstance(row, list) else 'no'} values, "
+                f"`fields` names {width}"
+            )
     return fields, cells, values
 
 
@@ -174,34 +188,49 @@ def _unwrap_cell(cell: Any) -> Any:
     return cell
 
 
+class _CellColumns:
+    """Flattens the dimension cells of one report, with its cell keys looked up once."""
+
+    def __init__(self, report: Report) -> None:
+        self.key_columns = [(key.api_key, key.column) for key in report.cell_keys]
+        self.known_keys = frozenset(("name", *(key.api_key for key in report.cell_keys)))
+
+    def columns(self, cell: Any) -> Record:
+        if not isinstance(cell, Mapping):
+            text = to_text(cell)
+            if text is None:
+                raise MalformedResultError(f"a dimension cell without a name: {cell!r}")
+            return {"name": text, EXTRA_CELL_COLUMN: None}
+
+        name = cell.get("name")
+        if name is None or str(name) == "":
+            raise MalformedResultError(f"a dimension cell without a name: {cell!r}")
+        record: Record = {"name": str(name)}
+        for api_key, column in self.key_columns:
+            value = cell.get(api_key)
+            record[column] = None if value is None else str(value)
+        if cell.keys() <= self.known_keys:
+            record[EXTRA_CELL_COLUMN] = None
+        else:
+            extra = {key: value for key, value in cell.items() if key not in self.known_keys}
+            record[EXTRA_CELL_COLUMN] = extra
+        return record
+
+
 def dimension_columns(report: Report, cell: Any) -> Record:
     """Flatten one dimension cell into `name`, the known id columns and `cell_extra`."""
-    if not isinstance(cell, Mapping):
-        text = to_text(cell)
-        _require(text is not None, f"a dimension cell without a name: {cell!r}")
-        return {"name": text, EXTRA_CELL_COLUMN: None}
-
-    name = cell.get("name")
-    _require(name is not None and str(name) != "", f"a dimension cell without a name: {cell!r}")
-    record: Record = {"name": str(name)}
-    known = {"name"}
-    for key in report.cell_keys:
-        value = cell.get(key.api_key)
-        record[key.column] = None if value is None else str(value)
-        known.add(key.api_key)
-    extra = {key: value for key, value in cell.items() if key not in known}
-    record[EXTRA_CELL_COLUMN] = extra or None
-    return record
+    return _CellColumns(report).columns(cell)
 
 
 def dimension_records(result: Mapping[str, Any], report: Report) -> list[Record]:
     """Convert a list report page (one day) into records without `site_id` and `date`."""
     fields, cells, values = _rows(result)
     plan = metric_plan(fields, report.columns)
+    cell_columns = _CellColumns(report)
     empty_metrics = dict.fromkeys(report.columns)
     records = []
     for cell, row in zip(cells, values, strict=True):
-        record = dimension_columns(report, _unwrap_cell(cell))
+        record = cell_columns.columns(_unwrap_cell(cell))
         record.update(empty_metrics)
         apply_plan(row, plan, record)
         records.append(record)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_baidu_tongji.client import TongjiStream, result_of
 from tap_baidu_tongji.dates import (
@@ -129,6 +130,11 @@ class ReportStream(TongjiStream):
     path = REPORT_PATH
     replication_key = "date"
     is_sorted = True
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    """Records come from the report table that also builds the schema, and hold JSON types
+    already: strings, numbers, null, and `cell_extra` as the API's object. The SDK's per-value
+    conformance would change nothing, and it took a quarter of the tap's CPU in benchmark c
+    (docs/benchmarks.md)."""
 
     def __init__(self, tap: Tap, report: Report) -> None:
         """Build the stream of one report table entry."""
@@ -349,6 +355,9 @@ class RealtimeStream(ReportStream):
     """实时访客 (trend/latest/a): the latest visits, incremental by visit start time."""
 
     replication_key = "start_time"
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
+    """Visits carry API objects (`source`, `detail`) and a boolean, so the SDK still conforms
+    them; a few hundred visits a day cost little."""
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Read visits newest first down to the bookmark, then emit them oldest first."""
