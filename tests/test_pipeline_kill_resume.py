@@ -119,9 +119,10 @@ def run_and_kill_tap(project: MeltanoProject, emulator: Emulator) -> int:
                 os.kill(pid, signal.SIGKILL)
                 killed = True
         time.sleep(0.02)
-    assert killed, "the tap finished before it could be killed; slow the emulator down"
     exit_code = process.wait(timeout=300)
     log.close()
+    output = (project.work_dir / "killed-run.log").read_text()[-4000:]
+    assert killed, f"the tap ended before it could be killed; meltano's output:\n{output}"
     return exit_code
 
 
