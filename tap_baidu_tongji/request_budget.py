@@ -13,6 +13,9 @@ import time
 
 from pyrate_limiter import Limiter, Rate
 
+# pyrate-limiter logs each bucket it creates at INFO; that says nothing to a tap's user.
+logging.getLogger("pyrate_limiter").setLevel(logging.WARNING)
+
 MIN_RATE_PER_SECOND = 0.2
 MILLISECONDS_PER_SECOND = 1000
 SAFETY_MARGIN = 1.05

@@ -14,6 +14,7 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import Catalog
 
+from tap_baidu_tongji import error_logging
 from tap_baidu_tongji.auth import (
     AuthorizationRequired,
     BaiduAuthenticator,
@@ -175,6 +176,9 @@ class TapBaiduTongji(Tap):
         """Return the site list and one stream per report method; works offline."""
         reports = [*REPORTS, *build_custom_reports(self.config.get("custom_reports"))]
         return [SitesStream(self), *build_report_streams(self, reports)]
+
+
+error_logging.install(logging.getLogger(TapBaiduTongji.name))
 
 
 if __name__ == "__main__":
