@@ -17,7 +17,7 @@ MELTANO_STAMP := $(MELTANO_VENV)/.make-installed-$(MELTANO_VERSION)
 DEMO_PLUGINS_STAMP := .meltano/.make-demo-plugins
 TEST_PLUGINS_STAMP := .meltano/.make-test-plugins
 
-.PHONY: help venv meltano demo test lint format clean distclean
+.PHONY: help venv meltano demo test lint format bench clean distclean
 
 help:
 	@echo "make venv       create $(VENV) with the tap and its dev tools"
@@ -25,6 +25,7 @@ help:
 	@echo "make demo       sync the local emulator into output/demo.duckdb and print row counts"
 	@echo "make test       ruff, mypy and pytest (PostgreSQL tests need a server on 127.0.0.1:5432)"
 	@echo "make lint       ruff check, ruff format --check and mypy"
+	@echo "make bench      benchmark the tap against local emulators (about 5 minutes) and write docs/benchmarks.md"
 	@echo "make format     apply ruff format and the safe ruff fixes"
 	@echo "make clean      remove output/ (demo database and tokens) and tool caches"
 	@echo "make distclean  clean, and also remove .meltano/ (plugins and Meltano state) and both venvs"
@@ -61,6 +62,10 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Starts its own emulators on 127.0.0.1; see docs/benchmarks.md for the figures.
+bench: $(VENV_STAMP)
+	$(VENV)/bin/python -m benchmarks.run
 
 format: $(VENV_STAMP)
 	$(VENV)/bin/ruff format .
