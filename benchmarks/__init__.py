@@ -1,0 +1,1 @@
+"""Benchmarks of the tap against the local emulator: `python -m benchmarks.run`."""
