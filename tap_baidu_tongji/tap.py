@@ -16,7 +16,6 @@ from singer_sdk.singerlib import Catalog
 
 from tap_baidu_tongji import error_logging
 from tap_baidu_tongji.auth import (
-    AuthorizationRequired,
     BaiduAuthenticator,
     PostgresTokenStore,
     TokenStoreError,
@@ -138,20 +137,6 @@ class TapBaiduTongji(Tap):
             )
             raise ConfigValidationError(message, errors=[message])
         super().setup_mapper()
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:
-        """Run the tap, and stop with one error line when the user must fix the tokens.
-
-        These messages already say what failed and what to do, so the traceback that the
-        CLI would print under them is logged at DEBUG only.
-        """
-        try:
-            super().invoke(**kwargs)
-        except (AuthorizationRequired, TokenStoreError) as error:
-            cls.logger.debug("The run stopped on this token error:", exc_info=True)
-            cls.logger.error("%s", error)
-            raise SystemExit(1) from None
 
     @cached_property
     def request_budget(self) -> RequestBudget:
