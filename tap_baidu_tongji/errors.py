@@ -7,6 +7,7 @@ redacted and names the method, site and day of the failed request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,7 +122,8 @@ def check_response(
     status = response.status_code
 
     try:
-        body = response.json()
+        # The standard library's decoder is faster here than requests' choice, simplejson.
+        body = json.loads(response.content)
     except ValueError:
         message = (
             f"Tongji API returned a body that is not JSON (HTTP {status}) for {where}: "
