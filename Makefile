@@ -43,10 +43,11 @@ $(VENV_STAMP): pyproject.toml
 $(MELTANO_STAMP):
 	$(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(MELTANO_VENV)/bin/python -m pip install --quiet meltano==$(MELTANO_VERSION)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano[postgres]==$(MELTANO_VERSION)'
 	touch $@
 
-# The extractor is installed with `pip_url: -e .`, so a change of pyproject.toml reinstalls it.
+# The extractor is installed with `pip_url: -e .[postgres]`, so a change of pyproject.toml
+# reinstalls it. Meltano's postgres extra lets its state live in PostgreSQL (the fleet tests).
 $(DEMO_PLUGINS_STAMP): $(MELTANO_STAMP) meltano.yml pyproject.toml
 	$(MELTANO) install tap-baidu-tongji target-duckdb
 	touch $@
