@@ -20,10 +20,9 @@ from tap_baidu_tongji.dates import beijing_today
 from tap_baidu_tongji.emulator import Emulator
 from tests.pipeline_helpers import (
     MELTANO_BIN,
-    REPO_ROOT,
     MeltanoProject,
-    clean_environment,
     connect_postgres,
+    descendant_process_ids,
     postgres_url,
     require_meltano,
     tap_settings,
@@ -37,7 +36,7 @@ END_DATE = START_DATE + dt.timedelta(days=9)
 KILL_AFTER_DATA_REQUESTS = 16
 """Ten days per site are read one request each, so this kill lands inside the second site."""
 
-TAP_EXECUTABLE = ".meltano/extractors/tap-baidu-tongji/venv/bin/tap-baidu-tongji"
+TAP_EXECUTABLE = "extractors/tap-baidu-tongji/venv/bin/tap-baidu-tongji"
 
 
 def pipeline_settings(
@@ -60,33 +59,16 @@ def pipeline_settings(
     }
 
 
-def parent_id(pid: int) -> int:
-    """Return the parent process id from /proc, or 0 when the process is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    # The command name in brackets may contain spaces, so fields are counted after it.
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def tap_process_ids(ancestor: int) -> list[int]:
-    """Return the ids of the tap processes that `ancestor` started, at any depth."""
+def tap_process_ids(meltano_pid: int) -> list[int]:
+    """Return the ids of the tap processes that this `meltano run` started."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in descendant_process_ids(meltano_pid):
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if TAP_EXECUTABLE not in command or "--discover" in command:
-            continue
-        pid = int(entry.name)
-        while pid > 1 and pid != ancestor:
-            pid = parent_id(pid)
-        if pid == ancestor:
-            found.append(int(entry.name))
+        if TAP_EXECUTABLE in command and "--discover" not in command:
+            found.append(pid)
     return found
 
 
@@ -96,17 +78,13 @@ def data_request_count(emulator: Emulator) -> int:
 
 def run_and_kill_tap(project: MeltanoProject, emulator: Emulator) -> int:
     """Start `meltano run`, SIGKILL the tap after enough data requests, return meltano's exit."""
-    env = clean_environment()
-    env.update(project.settings)
-    env["MELTANO_DATABASE_URI"] = project.database_uri
-    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     command = [str(MELTANO_BIN), "--environment", project.environment, "run"]
     command += ["--refresh-catalog", "tap-baidu-tongji", "target-postgres"]
     log = (project.work_dir / "killed-run.log").open("w")
     process = subprocess.Popen(
         command,
-        cwd=REPO_ROOT,
-        env=env,
+        cwd=project.project_dir,
+        env=project.environment_variables(),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
