@@ -24,14 +24,18 @@ DAY = th.Property(
 )
 
 
-def metric_property(name: str) -> th.Property[Any]:
+def metric_property(name: str, report: Report) -> th.Property[Any]:
     """Describe one metric column: its type, its Chinese console label and its unit."""
     metric = METRICS[name]
-    return th.Property(
-        name,
-        _TYPES[metric.kind],
-        description=f"{metric.chinese_name}: {metric.description} Null when the API shows --.",
-    )
+    description = f"{metric.chinese_name}: {metric.description} Null when the API shows --."
+    if name == "pv_ratio" and report.layout is Layout.DAILY_ROWS:
+        # NOTE: the share of the requested range, as the emulator plays it; whether Baidu
+        # computes a daily row's pv_ratio over the range or the day was never seen.
+        description += (
+            " Here the day's share of all page views in the range one request read, so the"
+            " same day can show another value after a run with a different window."
+        )
+    return th.Property(name, _TYPES[metric.kind], description=description)
 
 
 def primary_keys(report: Report) -> list[str]:
@@ -176,7 +180,7 @@ def report_schema(report: Report) -> dict[str, Any]:
             properties.extend(_dimension_properties(report))
         elif report.layout is Layout.KEYED_SUBREPORTS:
             properties.extend(_common_track_properties())
-        properties.extend(metric_property(name) for name in report.columns)
+        properties.extend(metric_property(name, report) for name in report.columns)
 
     schema = th.PropertiesList(*properties).to_dict()
     schema["description"] = f"{report.chinese_name} ({report.method}): {report.description}"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tap_baidu_tongji.custom_reports import check_custom_reports
 from tap_baidu_tongji.dates import beijing_today
 from tap_baidu_tongji.emulator import Emulator
 from tests.pipeline_helpers import (
@@ -158,8 +159,16 @@ def test_setting_defaults_match_tap(
 
 def test_select_names_default_streams(project: dict[str, Any]) -> None:
     patterns = plugin(project, "extractors", "tap-baidu-tongji")["select"]
+    demo = environment_config(project, "demo", "extractors", "tap-baidu-tongji")
+    custom_streams = {entry["name"] for entry in demo["custom_reports"]}
     assert all(pattern.endswith(".*") for pattern in patterns)
-    assert {pattern.removesuffix(".*") for pattern in patterns} == DEFAULT_STREAMS
+    assert {pattern.removesuffix(".*") for pattern in patterns} == DEFAULT_STREAMS | custom_streams
+
+
+def test_demo_custom_reports_are_valid(project: dict[str, Any]) -> None:
+    demo = environment_config(project, "demo", "extractors", "tap-baidu-tongji")
+    assert check_custom_reports(demo["custom_reports"]) == []
+    assert len(demo["custom_reports"]) == 2
 
 
 def test_demo_uses_emulator_credentials(project: dict[str, Any]) -> None:
