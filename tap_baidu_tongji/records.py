@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from tap_baidu_tongji.dates import (
     parse_beijing_timestamp,
@@ -32,6 +32,7 @@ EXTRA_CELL_COLUMN = "cell_extra"
 """Record column that keeps dimension-cell keys the report table does not know yet."""
 
 Record = dict[str, Any]
+Label = TypeVar("Label")
 Converter = Callable[[Any], Any]
 
 
@@ -237,61 +238,46 @@ def dimension_records(result: Mapping[str, Any], report: Report) -> list[Record]
     return records
 
 
-def daily_records(result: Mapping[str, Any], report: Report) -> list[tuple[dt.date, Record]]:
-    """Convert a report with one row per day into `(day, record)` pairs, oldest day first."""
+def _labelled_records(
+    result: Mapping[str, Any], report: Report, parse_label: Callable[[str], Label]
+) -> list[tuple[Label, Record]]:
+    """Convert rows whose dimension cell is a time label into `(parsed label, record)` pairs."""
     fields, cells, values = _rows(result)
     plan = metric_plan(fields, report.columns)
     empty_metrics = dict.fromkeys(report.columns)
     pairs = []
     for cell, row in zip(cells, values, strict=True):
-        label = _unwrap_cell(cell)
         try:
-            day = parse_day_label(str(label))
+            label = parse_label(str(_unwrap_cell(cell)))
         except ValueError as error:
             raise MalformedResultError(str(error)) from None
         record = dict(empty_metrics)
         apply_plan(row, plan, record)
-        pairs.append((day, record))
+        pairs.append((label, record))
+    return pairs
+
+
+def daily_records(result: Mapping[str, Any], report: Report) -> list[tuple[dt.date, Record]]:
+    """Convert a report with one row per day into `(day, record)` pairs, oldest day first."""
+    pairs = _labelled_records(result, report, parse_day_label)
     pairs.sort(key=lambda pair: pair[0])
     return pairs
 
 
 def hour_records(result: Mapping[str, Any], report: Report) -> list[Record]:
     """Convert one day of `gran=hour` rows into records with an `hour` column, 0 to 23."""
-    fields, cells, values = _rows(result)
-    plan = metric_plan(fields, report.columns)
-    empty_metrics = dict.fromkeys(report.columns)
-    records = []
-    for cell, row in zip(cells, values, strict=True):
-        try:
-            hour = parse_hour_label(str(_unwrap_cell(cell)))
-        except ValueError as error:
-            raise MalformedResultError(str(error)) from None
-        record: Record = {"hour": hour, **empty_metrics}
-        apply_plan(row, plan, record)
-        records.append(record)
-    records.sort(key=lambda record: int(record["hour"]))
-    return records
+    pairs = _labelled_records(result, report, parse_hour_label)
+    pairs.sort(key=lambda pair: pair[0])
+    return [{"hour": hour, **record} for hour, record in pairs]
 
 
 def period_records(
     result: Mapping[str, Any], report: Report
 ) -> list[tuple[dt.date, dt.date, Record]]:
     """Convert `gran=week` or `month` rows into `(first day, last day, record)`, oldest first."""
-    fields, cells, values = _rows(result)
-    plan = metric_plan(fields, report.columns)
-    empty_metrics = dict.fromkeys(report.columns)
-    periods = []
-    for cell, row in zip(cells, values, strict=True):
-        try:
-            first, last = parse_period_label(str(_unwrap_cell(cell)))
-        except ValueError as error:
-            raise MalformedResultError(str(error)) from None
-        record = dict(empty_metrics)
-        apply_plan(row, plan, record)
-        periods.append((first, last, record))
-    periods.sort(key=lambda period: period[0])
-    return periods
+    pairs = _labelled_records(result, report, parse_period_label)
+    pairs.sort(key=lambda pair: pair[0][0])
+    return [(first, last, record) for (first, last), record in pairs]
 
 
 def common_track_records(result: Mapping[str, Any], report: Report) -> list[Record]:
