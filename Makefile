@@ -52,8 +52,9 @@ $(DEMO_PLUGINS_STAMP): $(MELTANO_STAMP) meltano.yml pyproject.toml
 	$(MELTANO) install tap-baidu-tongji target-duckdb
 	touch $@
 
+# The tests load into PostgreSQL, and the demo and leak-scan tests into DuckDB.
 $(TEST_PLUGINS_STAMP): $(MELTANO_STAMP) meltano.yml pyproject.toml
-	$(MELTANO) install tap-baidu-tongji target-postgres
+	$(MELTANO) install tap-baidu-tongji target-postgres target-duckdb
 	touch $@
 
 demo: $(VENV_STAMP) $(DEMO_PLUGINS_STAMP)
