@@ -25,7 +25,7 @@ from tap_baidu_tongji.auth.authenticator import (
     DEFAULT_TOKEN_STORE_PATH,
     TOKEN_REQUEST_TIMEOUT,
 )
-from tap_baidu_tongji.auth.messages import detect_language, text
+from tap_baidu_tongji.auth.messages import CHINESE, detect_language, text
 from tap_baidu_tongji.auth.token_store import (
     FileTokenStore,
     StoredTokens,
@@ -194,6 +194,9 @@ def _prompt(label: str, stdin: TextIO, stdout: TextIO) -> str:
 
 def _require(value: str | None, name: str, language: str) -> str:
     if not value:
+        if language == CHINESE:
+            # Chinese text puts a gloss in full-width parentheses.
+            name = name.replace(" (", "（").replace(")", "）")
         raise AuthorizationFailed(text("error_missing_value", language, name=name))
     return value
 
