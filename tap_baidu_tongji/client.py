@@ -216,7 +216,7 @@ def result_of(body: Mapping[str, Any], params: Mapping[str, Any]) -> Mapping[str
 
 
 def row_count(result: Mapping[str, Any]) -> int:
-    """Return how many rows a list-report page holds (the length of `items[0]`)."""
+    """Return the number of rows of a list-report page (the length of `items[0]`)."""
     items = result.get("items")
     if not isinstance(items, list) or not items or not isinstance(items[0], list):
         return 0

@@ -1,4 +1,4 @@
-"""Classification of Tongji API answers into the SDK's retriable and fatal errors.
+"""Classification of Tongji API responses into the SDK's retriable and fatal errors.
 
 Baidu reports data-call errors in the JSON body as `{"error_code": N, "error_msg": "..."}`,
 usually with HTTP 200, so the body decides whatever the status. Every message built here is
@@ -117,7 +117,7 @@ def check_response(
     params: Mapping[str, str],
     access_token: str,
 ) -> Mapping[str, Any]:
-    """Return the parsed JSON body, or raise the error class the answer belongs to."""
+    """Return the parsed JSON body, or raise the error class of the response."""
     where = describe_request(params)
     status = response.status_code
 
@@ -138,10 +138,10 @@ def check_response(
         raise _body_error(body, code, where, response, access_token)
 
     if status == 429 or status >= 500:
-        message = f"Tongji API answered HTTP {status} for {where}: {excerpt(response.text)}"
+        message = f"Tongji API returned HTTP {status} for {where}: {excerpt(response.text)}"
         raise TransientAPIError(message, response, retry_after=_retry_after_seconds(response))
     if status >= 400:
-        message = f"Tongji API answered HTTP {status} for {where}: {excerpt(response.text)}"
+        message = f"Tongji API returned HTTP {status} for {where}: {excerpt(response.text)}"
         raise TongjiAPIError(message)
     if not isinstance(body, Mapping):
         message = (

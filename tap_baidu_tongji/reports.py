@@ -95,13 +95,13 @@ class Layout(enum.Enum):
     """How a method lays out its `result`, which decides how it is requested and converted."""
 
     DAILY_ROWS = "daily_rows"
-    """`items[0]` holds one date label per row, so one range request returns every day."""
+    """`items[0]` contains one date label per row, so one range request returns every day."""
 
     DIMENSION = "dimension"
-    """`items[0]` holds one dimension cell per row; read one day per request."""
+    """`items[0]` contains one dimension cell per row; read one day per request."""
 
     KEYED_SUBREPORTS = "keyed_subreports"
-    """`result` holds named sub-reports (overview/getCommonTrackRpt); read one day per request."""
+    """`result` has named sub-reports (overview/getCommonTrackRpt); read one day per request."""
 
     REALTIME = "realtime"
     """Latest visits with no dates (trend/latest/a), read newest first."""
@@ -298,7 +298,7 @@ REPORTS: tuple[Report, ...] = (
         chinese_name="趋势分析",
         description="Daily traffic trend.",
         layout=Layout.DAILY_ROWS,
-        # NOTE: clients disagree on this list (16, 13 or 10 metrics). The tap asks for all 16
+        # NOTE: clients disagree on this list (16, 13 or 10 metrics). The tap requests all 16
         # and maps values through `fields`, so a server that drops some leaves them null.
         metrics=TREND_METRICS,
         dimension_field="simple_date_title",

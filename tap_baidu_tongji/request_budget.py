@@ -13,7 +13,7 @@ import time
 
 from pyrate_limiter import Limiter, Rate
 
-# pyrate-limiter logs each bucket it creates at INFO; that says nothing to a tap's user.
+# pyrate-limiter logs each bucket it creates at INFO, which means nothing to a tap user.
 logging.getLogger("pyrate_limiter").setLevel(logging.WARNING)
 
 MIN_RATE_PER_SECOND = 0.2
@@ -62,7 +62,7 @@ class RequestBudget:
         limiter.try_acquire("tongji")
 
     def lower(self, reason: str) -> None:
-        """Halve the rate after the API said it was reached; logs the new rate once."""
+        """Halve the rate after the API reported it reached; logs the new rate once."""
         with self._lock:
             now = time.monotonic()
             if now - self._last_lowered < LOWER_AT_MOST_EVERY_SECONDS:

@@ -20,7 +20,7 @@ DEFAULT_LOOKBACK_DAYS = 3
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 # NOTE: Baidu publishes no rate limit for the Tongji OpenAPI; these defaults are a cautious
-# guess, and the tap halves its rate when the API answers error 4 or HTTP 429.
+# guess, and the tap halves its rate when the API returns error 4 or HTTP 429.
 DEFAULT_MAX_REQUESTS_PER_SECOND = 10.0
 DEFAULT_MAX_CONCURRENT_REQUESTS = 4
 MAX_CONCURRENT_REQUESTS = 32

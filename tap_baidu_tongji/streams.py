@@ -66,7 +66,7 @@ class SitesStream(TongjiStream):
         body = self.request_json(self.path, {})
         sites = body.get("list")
         if not isinstance(sites, list):
-            message = f"Tongji API answer to config/getSiteList has no `list`: {str(body)[:200]}"
+            message = f"Tongji API response to config/getSiteList has no `list`: {str(body)[:200]}"
             raise MalformedResponseError(message)
 
         wanted = parse_site_ids(self.config.get("site_ids"))
