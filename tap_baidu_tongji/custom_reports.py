@@ -80,6 +80,8 @@ def _check_method(label: str, entry: Mapping[str, Any]) -> tuple[Report | None, 
 
 def _check_name(label: str, entry: Mapping[str, Any], seen: set[str]) -> list[str]:
     name = str(entry.get("name") or "")
+    if not name:
+        return [f"Missing {label} name: give the stream a name such as district_mobile."]
     if not STREAM_NAME.match(name):
         return [
             f"Invalid {label} name {name!r}: use lower-case letters, digits and underscores, "

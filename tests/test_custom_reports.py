@@ -43,6 +43,7 @@ from tests.conftest import catalog_selecting, run_tap_cli, tap_config
             {"name": "visit_district", "method": "source/all/a"},
             "Invalid custom_reports[0] (visit_district) name",
         ),
+        ({"method": "source/all/a"}, "Missing custom_reports[0] name: give the stream a name"),
         (
             {"name": "x", "method": "trend/latest/a"},
             "Invalid custom_reports[0] (x) method 'trend/latest/a'",
