@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -94,7 +95,12 @@ class TongjiStream(RESTStream[Any]):
         once before the retry.
         """
         clean_params = {key: str(value) for key, value in params.items() if value is not None}
-        send = backoff.on_exception(
+        return self._send_with_retries(endpoint, clean_params)
+
+    @cached_property
+    def _send_with_retries(self) -> Callable[[str, dict[str, str]], Mapping[str, Any]]:
+        """Build the retrying sender once per stream instead of once per request."""
+        return backoff.on_exception(
             self._retry_waits,
             TransientAPIError,
             max_tries=int(self.config.get("retry_max_tries", 5)),
@@ -103,7 +109,6 @@ class TongjiStream(RESTStream[Any]):
             on_giveup=self._log_giveup,
             logger=None,
         )(self._send_once)
-        return send(endpoint, clean_params)
 
     def _send_once(self, endpoint: str, params: dict[str, str]) -> Mapping[str, Any]:
         prepared = requests.Request(
@@ -128,11 +133,15 @@ class TongjiStream(RESTStream[Any]):
             raise
         except TransientAPIError as error:
             if error.code == RATE_LIMIT_ERROR_CODE or response.status_code == 429:
-                self.request_budget.lower(f"{describe_request(params)} was answered: {error}")
+                self.request_budget.lower(f"{describe_request(params)} returned: {error}")
             raise
 
     def _retry_waits(self) -> Generator[float, Any, None]:
-        """Yield waits in seconds: exponential, full jitter, at least any `Retry-After`."""
+        """Yield waits in seconds: exponential with equal jitter, at least any `Retry-After`.
+
+        Wait n is a random value between half and all of `retry_initial_wait_seconds * 2**n`;
+        a rejected access token is retried at once, because the retry uses a refreshed token.
+        """
         initial = float(self.config.get("retry_initial_wait_seconds", 2.0))
         attempt = 0
         error = yield 0.0  # backoff primes the generator, then sends each exception.
