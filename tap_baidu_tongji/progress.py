@@ -31,7 +31,7 @@ class SiteProgress:
         self._clock = clock
         self._started = clock()
         self._last_logged = self._started
-        self.days_done = 0
+        self.days_read = 0
         self.records = 0
 
     def start(self, first_day: str, last_day: str) -> None:
@@ -44,21 +44,21 @@ class SiteProgress:
             last_day,
         )
 
-    def day_done(self, record_count: int) -> None:
-        """Count one complete day; log a progress line when the interval has passed."""
-        self.days_done += 1
+    def days_done(self, record_count: int, day_count: int = 1) -> None:
+        """Count complete days and their records; log a progress line when the interval passed."""
+        self.days_read += day_count
         self.records += record_count
         now = self._clock()
-        if now - self._last_logged < self._interval or self.days_done >= self._total_days:
+        if now - self._last_logged < self._interval or self.days_read >= self._total_days:
             return
         self._last_logged = now
         elapsed = now - self._started
-        remaining_days = self._total_days - self.days_done
-        seconds_left = elapsed / self.days_done * remaining_days
+        remaining_days = self._total_days - self.days_read
+        seconds_left = elapsed / self.days_read * remaining_days
         self._logger.info(
             "Site %s: %d of %d days read, %d requests, %d records, about %.0f s left.",
             self._site_id,
-            self.days_done,
+            self.days_read,
             self._total_days,
             self._requests(),
             self.records,
@@ -70,7 +70,7 @@ class SiteProgress:
         self._logger.info(
             "Site %s: done, %d days, %d requests, %d records in %.1f s.",
             self._site_id,
-            self.days_done,
+            self.days_read,
             self._requests(),
             self.records,
             self._clock() - self._started,

@@ -180,11 +180,14 @@ class ReportStream(TongjiStream):
 
         progress = SiteProgress(self.logger, site_id, window.day_count, lambda: self.request_count)
         progress.start(window.start.isoformat(), window.end.isoformat())
+        previous_day = window.start - dt.timedelta(days=1)
         try:
             for day, records in self.read_days(site_id, window):
                 yield from records
                 self.mark_day_read(context, day)
-                progress.day_done(len(records))
+                # Week and month reports yield the whole window as one step.
+                progress.days_done(len(records), day_count=(day - previous_day).days)
+                previous_day = day
         except PermissionDeniedError as error:
             if not self.report.account_requirement:
                 self._stop_after_error(error)
