@@ -1,4 +1,4 @@
-"""Tracebacks only where they help: errors whose message says what to do are logged without one.
+"""Tracebacks only where they help: errors whose message states the fix are logged without one.
 
 The Singer SDK's CLI logs any error that ends a run with its traceback. For the tap's own
 errors (a Tongji API error naming method, site and day; a missing authorization; an unusable

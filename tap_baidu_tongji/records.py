@@ -122,7 +122,7 @@ MetricPlan = list[tuple[int, str, Converter, type | None]]
 def metric_plan(fields: Sequence[Any], wanted: Sequence[str]) -> MetricPlan:
     """Plan once per response which value index feeds which metric column, and how.
 
-    `fields[0]` is the dimension; value row index `i` holds `fields[i + 1]`. Fields the
+    `fields[0]` is the dimension; value row index `i` contains `fields[i + 1]`. Fields the
     report does not know are skipped, and wanted metrics absent from `fields` stay null.
     """
     wanted_set = set(wanted)

@@ -2,7 +2,7 @@
 
 Baidu sends `access_token` in the query string of every data call, so URLs end up in
 exception texts (requests, urllib3) and log lines. Redaction is by parameter name and, for
-values the process knows, by value, so a token that appears without its name is caught too.
+values registered with `register_secret`, by value, so a token without its name is caught too.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Streams, schemas, the README tables, the emulator and the tests all read this table, so a
 report's method, metrics, dimension and parameters are stated here once. Plain data, no I/O.
 
-Facts come from public client code and saved real responses; where a detail was never seen
-in a real response the entry says so in a NOTE.
+Facts come from public client code and saved real responses. A NOTE marks each detail that
+no real response showed.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _percent(name: str, chinese: str, what: str) -> Metric:
 
 
 def _seconds(name: str, chinese: str, what: str) -> Metric:
-    # NOTE: real responses show whole seconds; the column is a number so that a fractional
+    # NOTE: real responses show whole seconds. The column is a number so that a fractional
     # value, should the API send one, is kept instead of failing the sync.
     return Metric(name, ValueKind.NUMBER, chinese, f"{what}, in seconds.")
 

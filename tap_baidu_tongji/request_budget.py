@@ -5,8 +5,8 @@ reached") or HTTP 429 when a client goes too fast. The budget starts at the conf
 and each such response halves it for the rest of the run.
 
 Requests are given evenly spaced start times. A sliding-window limiter (pyrate-limiter 4.6)
-was tried first: with 24 fetch threads waiting at 50 requests per second and 300 ms latency
-it reached 0.83 of the budget, because waiting threads wake together and retry, where spaced
+was tried first. With 24 fetch threads waiting at 50 requests per second and 300 ms latency
+it reached 0.83 of the budget, because waiting threads woke together and retried. Spaced
 start times reach the 0.95 that the safety margin allows (same machine, same load).
 """
 

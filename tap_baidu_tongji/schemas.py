@@ -29,8 +29,8 @@ def metric_property(name: str, report: Report) -> th.Property[Any]:
     metric = METRICS[name]
     description = f"{metric.chinese_name}: {metric.description} Null when the API shows --."
     if name == "pv_ratio" and report.layout is Layout.DAILY_ROWS:
-        # NOTE: the share of the requested range, as the emulator plays it; whether Baidu
-        # computes a daily row's pv_ratio over the range or the day was never seen.
+        # NOTE: this is the share of the requested range, as the emulator plays it. No real
+        # response showed whether Baidu computes a daily row's pv_ratio over range or day.
         description += (
             " Here the day's share of all page views in the range one request read, so the"
             " same day can show another value after a run with a different window."

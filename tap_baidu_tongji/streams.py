@@ -122,7 +122,7 @@ def _site_record_sub_dir(entry: Mapping[str, Any]) -> Record:
 class ReportStream(TongjiStream):
     """One report/getData method, partitioned by site, incremental by Beijing day.
 
-    The bookmark of a site is the last day whose rows were all emitted; it moves only after a
+    The bookmark of a site is the last day whose rows were all emitted. It moves only after a
     day is complete (including days with no rows), never with single records.
     """
 
@@ -323,7 +323,7 @@ class ReportStream(TongjiStream):
     def mark_day_read(self, context: Context, day: dt.date) -> None:
         """Move the site's bookmark to `day` once all its rows were emitted.
 
-        The SDK moves bookmarks with each record; here the day, not the record, is the unit
+        The SDK moves bookmarks with each record. Here the day, not the record, is the unit
         of progress, so a day with no rows still counts as read and a day cut short does not.
         """
         state = self.get_context_state(context)

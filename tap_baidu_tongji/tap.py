@@ -42,7 +42,7 @@ def token_source_problem(config: Mapping[str, Any]) -> str:
     """Return why no token chain can start from these settings, or "" when one can.
 
     A chain starts from `refresh_token`, `access_token`, or a store written by
-    tap-baidu-tongji-auth (for `token_store_url`, a row saved by an earlier run); the store
+    tap-baidu-tongji-auth (for `token_store_url`, a row saved by an earlier run). The store
     must also be writable, because every rotated refresh token is saved there before it is
     used.
     """

@@ -1,4 +1,4 @@
-"""Record conversion, table-driven on response shapes seen in real Tongji answers."""
+"""Record conversion, table-driven on response shapes seen in real Tongji responses."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_district_page_maps_through_fields():
     assert records[0]["cell_extra"] is None
 
 
-def test_engine_cell_keeps_ids_as_strings_and_unknown_keys():
+def test_engine_cell_keeps_ids_and_extras():
     report = REPORTS_BY_METHOD["source/engine/a"]
     result = {
         "fields": ["source_engine_title", "pv_count"],

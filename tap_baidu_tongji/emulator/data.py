@@ -617,7 +617,7 @@ def latest_visits(site: SiteInfo, today: dt.date, params: dict[str, str]) -> lis
 
     On the Beijing day the emulator started, visits later than its start are left out, as a
     real server cannot have them yet. The cut-off stays fixed while the process runs, so a
-    test that reads the same visits twice gets the same answer.
+    test that reads the same visits twice gets the same response.
     """
     visits = list(_visits_cached(site, today))
     if today == VISIBLE_UNTIL.date():
